@@ -39,5 +39,6 @@ def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics")
+    # Liveness probes and scrapes would drown the interesting spans.
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,metrics")
     return provider
