@@ -40,5 +40,7 @@ def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     # Liveness probes and scrapes would drown the interesting spans.
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="healthz,metrics"
+    )
     return provider

@@ -8,7 +8,7 @@ def _sample(body: str, name: str, **labels: str) -> float:
     """The value of one sample in a Prometheus text exposition, 0 when absent."""
     wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
     for line in body.splitlines():
-        if line.startswith(f"{name}{{") and all(part in line for part in wanted.split(",")):
+        if line.startswith(name + "{") and all(part in line for part in wanted.split(",")):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 

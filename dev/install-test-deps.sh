@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install everything the template's test suite needs on a fresh Debian 12 machine with
+# Python 3.11: uv and the Python dev environment (uv.lock), the npm tools
+# (package-lock.json) and, when run as root, the system packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+APT_PACKAGES=(
+  git make curl jq rsync           # basics, rsync for gitlab-ci-local
+  postgresql postgresql-client     # integration tests, backup/restore scripts
+  prometheus                       # golden-signal and canary checks, promtool
+  buildah podman runc debootstrap  # image builds and hardened runs without Docker
+  wrk                              # load for the performance script
+)
+
+missing_apt=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+    || missing_apt+=("$package")
+done
+if ((${#missing_apt[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    log "apt: installing ${missing_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" >/dev/null
+  else
+    echo "Missing system packages: ${missing_apt[*]}" >&2
+    echo "Install them (sudo apt-get install ${missing_apt[*]}) or run this script as root." >&2
+    exit 1
+  fi
+fi
+
+if ! command -v uv >/dev/null; then
+  log "pip: installing uv"
+  python3 -m pip install --quiet uv
+fi
+log "uv: syncing the dev environment from uv.lock"
+uv sync --locked --quiet
+
+if [[ -f package-lock.json ]]; then
+  log "npm: installing test tools from package-lock.json"
+  npm ci --silent --no-audit --no-fund
+fi
+log "test dependencies ready"

@@ -1,0 +1,79 @@
+"""The exact set of files a generated repository holds, as a function of the answers.
+
+When the template gains or loses a file, this list changes in the same commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+COMMON = {
+    ".copier-answers.yml",
+    ".dockerignore",
+    ".gitignore",
+    ".gitlab-ci.yml",
+    ".gitlab/CODEOWNERS",
+    ".gitlab/ci/local.yml",
+    ".gitlab/issue_templates/Incident.md",
+    ".gitlab/issue_templates/Postmortem.md",
+    ".gitlab/merge_request_templates/Default.md",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "CHANGELOG.md",
+    "Dockerfile",
+    "Makefile",
+    "README.md",
+    "catalog-info.yaml",
+    "pyproject.toml",
+    "renovate.json",
+}
+
+SERVICE = {
+    "src/{pkg}/__init__.py",
+    "src/{pkg}/__main__.py",
+    "src/{pkg}/app.py",
+    "src/{pkg}/health.py",
+    "src/{pkg}/logs.py",
+    "src/{pkg}/metrics.py",
+    "src/{pkg}/openapi.py",
+    "src/{pkg}/py.typed",
+    "src/{pkg}/settings.py",
+    "src/{pkg}/tracing.py",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/contract/__init__.py",
+    "tests/contract/openapi.json",
+    "tests/contract/test_openapi_contract.py",
+    "tests/e2e/__init__.py",
+    "tests/e2e/test_service_over_http.py",
+    "tests/integration/__init__.py",
+    "tests/integration/conftest.py",
+    "tests/integration/test_trace_export.py",
+    "tests/unit/__init__.py",
+    "tests/unit/test_health.py",
+    "tests/unit/test_logs.py",
+    "tests/unit/test_metrics.py",
+    "tests/unit/test_openapi.py",
+    "tests/unit/test_settings.py",
+    "tests/unit/test_tracing.py",
+}
+
+DATABASE = {
+    "alembic.ini",
+    "migrations/env.py",
+    "migrations/script.py.mako",
+    "migrations/versions/0001_create_items.py",
+    "src/{pkg}/db.py",
+    "src/{pkg}/items.py",
+    "src/{pkg}/models.py",
+    "tests/integration/test_database.py",
+    "tests/unit/test_items.py",
+}
+
+
+def expected_files(answers: Mapping[str, Any]) -> set[str]:
+    files = set(COMMON) | SERVICE
+    if answers.get("use_database"):
+        files |= DATABASE
+    return {name.format(pkg=answers["package_name"]) for name in files}
