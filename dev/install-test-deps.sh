@@ -43,4 +43,11 @@ if [[ -f package-lock.json ]]; then
   log "npm: installing test tools from package-lock.json"
   npm ci --silent --no-audit --no-fund
 fi
+# checkov pins many libraries of its own: it lives in a virtualenv of its own.
+CHECKOV_VERSION=3.3.30
+if [[ ! -x .tools/checkov/bin/checkov ]] || ! .tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+  log "checkov $CHECKOV_VERSION into .tools/checkov"
+  uv venv --quiet --python python3 .tools/checkov
+  VIRTUAL_ENV=.tools/checkov uv pip install --quiet "checkov==$CHECKOV_VERSION"
+fi
 log "test dependencies ready"

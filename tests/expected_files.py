@@ -72,8 +72,21 @@ DATABASE = {
 }
 
 
+# The nine-stage pipeline: .gitlab/ci/<stage>.yml (issue: pipeline).
+PIPELINE: set[str] = set()
+
+# scripts-ci/ (issue: scripts-ci).
+SCRIPTS_CI: set[str] = set()
+
+# deploy/ manifests and alert rules (issue: containers and manifests).
+DEPLOY: set[str] = set()
+
+# Docs of the generated repository (runbook, ...).
+DOCS: set[str] = set()
+
+
 def expected_files(answers: Mapping[str, Any]) -> set[str]:
-    files = set(COMMON) | SERVICE
+    files = COMMON | SERVICE | PIPELINE | SCRIPTS_CI | DEPLOY | DOCS
     if answers.get("use_database"):
         files |= DATABASE
     return {name.format(pkg=answers["package_name"]) for name in files}
