@@ -249,7 +249,7 @@ def test_overlapping_edits_are_reported_never_lost(
 
 
 # ---------------------------------------------------------------- trust and migrations
-def test_update_across_a_migration_needs_trust_and_changes_nothing_without_it(
+def test_update_across_a_migration_needs_trust_and_does_nothing_without_it(
     releases: Releases, tmp_path: Path
 ) -> None:
     old_version = releases.earlier[0]
@@ -258,6 +258,9 @@ def test_update_across_a_migration_needs_trust_and_changes_nothing_without_it(
     with pytest.raises(UnsafeTemplateError, match="migrations"):
         update(project, releases.head, unsafe=False)
     assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+
+    update(project, releases.head, unsafe=True)  # untouched files: plainly the new release
+    assert_same_tree(project, releases.fresh(releases.head, tmp_path / "expected"))
 
 
 def test_update_crossing_no_migration_needs_no_trust(releases: Releases, tmp_path: Path) -> None:
