@@ -10,6 +10,7 @@ CHANGELOG.md ("head"), and synthetic later releases: "next" (no migration) and "
 from __future__ import annotations
 
 import difflib
+import gzip
 import re
 import shutil
 import sys
@@ -31,11 +32,15 @@ from .support.versions import (
     SYNTHETIC_FILE,
     TemplateRepo,
     changelog_versions,
+    commit_archive,
     earlier_releases,
+    has_commit,
     head_version,
     migrations_release_change,
     next_version,
     plain_release_change,
+    saved_archive,
+    tar_contents,
 )
 
 MARKER = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
@@ -133,16 +138,19 @@ def apply_all(edits: list[Edit], project: Path) -> None:
 
 
 def routes() -> Iterator[Any]:
+    """Every service type: from each earlier release to head, and from head to a later one."""
     for service_type in SERVICE_TYPES:
-        yield pytest.param(service_type, "earlier", id=f"{service_type}-from-earlier-release")
+        for release in earlier_releases():
+            yield pytest.param(service_type, release.version, id=f"{service_type}-from-{release.version}")
         yield pytest.param(service_type, "next", id=f"{service_type}-to-next-release")
 
 
 def pick(releases: Releases, route: str, service_type: str) -> tuple[str, str]:
-    """(from, to) versions of a route; skips, with the reason asserted, a type a release lacked."""
+    """(from, to) of a route ("next" or an earlier version); skips, with the reason asserted,
+    a service type that release did not have (its update is tested head -> next)."""
     if route == "next":
         return releases.head, releases.next
-    old = releases.earlier[0]
+    old = releases.earlier[0] if route == "earlier" else route
     if service_type not in releases.repo.service_types(old):
         assert service_type in releases.repo.service_types(releases.head)
         pytest.skip(f"{service_type} did not exist in {old}: its update is tested head -> next")
@@ -168,10 +176,16 @@ def test_changelog_lists_pep440_releases_newest_first_with_their_migrations() ->
         assert Version(release.version) < parsed[0]
 
 
-def test_earlier_releases_are_commits_of_this_repository() -> None:
+def test_earlier_releases_are_commits_of_this_repository_saved_as_archives() -> None:
+    """Each earlier release is a commit of main and a saved archive with the same files
+    (the archive serves clones that lack the commit)."""
     for release in earlier_releases():
         assert re.fullmatch(r"[0-9a-f]{40}", release.commit), release
-        run(["git", "cat-file", "-e", f"{release.commit}^{{commit}}"], cwd=ROOT)
+        assert saved_archive(release).exists(), f"save {saved_archive(release)} (tests/update_baseline.txt)"
+        saved = tar_contents(gzip.decompress(saved_archive(release).read_bytes()))
+        assert {"copier.yml", "template/Makefile.jinja"} <= set(saved), sorted(saved)[:5]
+        if has_commit(release.commit):
+            assert saved == tar_contents(commit_archive(release.commit)), f"{release} archive differs"
 
 
 # ---------------------------------------------------------------- every service type
@@ -218,8 +232,10 @@ def test_overlapping_edits_are_reported_never_lost(
     project = releases.generate(old_version, tmp_path / "project")
     expected = releases.fresh(new_version, tmp_path / "expected")
     conflict = conflicting_edit(project, expected)
-    if route == "earlier":  # a file the team deleted stays deleted across its rename
-        (project / ".gitlab/issue_templates/Incident.md").unlink()
+    incident = project / ".gitlab/issue_templates/Incident.md"
+    deleted_before_rename = incident.exists()
+    if deleted_before_rename:  # a file the team deleted stays deleted across its rename
+        incident.unlink()
     conflict.apply(project)
     git_commit_all(project, "feat: our changes")
 
@@ -240,7 +256,7 @@ def test_overlapping_edits_are_reported_never_lost(
         assert "(team)" in rejected or "team line" in rejected, rejected
         assert f"{conflict.path}.rej" in output
         assert not MARKER.search((project / conflict.path).read_text())
-    if route == "earlier":
+    if deleted_before_rename:
         assert not (project / ".gitlab/issue_templates/incident-report.md").exists()
         (expected / ".gitlab/issue_templates/incident-report.md").unlink()
     # Everything but the conflicting file is exactly the new version.

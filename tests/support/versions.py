@@ -9,6 +9,7 @@ tests build the versions they update across:
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import shutil
@@ -62,19 +63,48 @@ def next_version(version: str, step: int = 1) -> str:
     return f"{parsed.major}.{parsed.minor}.{parsed.micro + step}"
 
 
-def archive(commit: str) -> bytes:
-    """The template's files at `commit`, as a tar; fails loudly when the commit is missing."""
-    present = run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, check=False)
-    if present.returncode != 0:
-        raise AssertionError(
-            f"commit {commit} (tests/update_baseline.txt) is not in this clone: the update "
-            "tests render that earlier release. Fetch the full history of main "
-            "(`git fetch --unshallow` or clone without --depth)."
-        )
+RELEASES_DIR = ROOT / "tests" / "releases"
+
+
+def saved_archive(release: Release) -> Path:
+    """The release's files saved as tests/releases/<version>.tar.gz (a fallback for clones
+    without that commit: shallow, or with rewritten history)."""
+    return RELEASES_DIR / f"{release.version}.tar.gz"
+
+
+def has_commit(commit: str) -> bool:
+    return run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, check=False).returncode == 0
+
+
+def commit_archive(commit: str) -> bytes:
     return subprocess.run(
         ["git", "archive", "--format=tar", commit, *TEMPLATE_PATHS],
         cwd=ROOT, check=True, capture_output=True,
     ).stdout
+
+
+def archive(release: Release) -> bytes:
+    """The template's files of an earlier release, as a tar: from its commit when this clone
+    has it, else from its saved archive; fails loudly when neither is there."""
+    if has_commit(release.commit):
+        return commit_archive(release.commit)
+    saved = saved_archive(release)
+    if saved.exists():
+        return gzip.decompress(saved.read_bytes())
+    raise AssertionError(
+        f"release {release.version}: commit {release.commit} (tests/update_baseline.txt) is not "
+        f"in this clone and {saved.relative_to(ROOT)} does not exist. Fetch the full history "
+        "(`git fetch --unshallow`) or save the archive (see tests/update_baseline.txt)."
+    )
+
+
+def tar_contents(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {
+            member.name: tar.extractfile(member).read()  # type: ignore[union-attr]
+            for member in tar.getmembers()
+            if member.isfile()
+        }
 
 
 class TemplateRepo:
@@ -103,7 +133,7 @@ class TemplateRepo:
 
     def release_from_commit(self, release: Release) -> str:
         self._clear()
-        with tarfile.open(fileobj=io.BytesIO(archive(release.commit))) as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive(release))) as tar:
             tar.extractall(self.path, filter="data")
         return self._commit(release.version)
 
