@@ -243,7 +243,7 @@ def conflicting_edit(old: Path, new: Path) -> Edit:
         if not ((old / name).exists() and (new / name).exists()):
             continue
         old_lines, new_lines = read_lines(old / name), read_lines(new / name)
-        for tag, i1, i2, _, _ in SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
+        for tag, i1, _i2, _, _ in SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
             if tag == "equal":
                 continue
             if tag == "insert":
