@@ -15,7 +15,7 @@ COMMON = {
     ".gitlab-ci.yml",
     ".gitlab/CODEOWNERS",
     ".gitlab/ci/local.yml",
-    ".gitlab/issue_templates/Incident.md",
+    ".gitlab/issue_templates/incident-report.md",
     ".gitlab/issue_templates/Postmortem.md",
     ".gitlab/merge_request_templates/Default.md",
     ".pre-commit-config.yaml",
