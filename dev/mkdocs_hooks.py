@@ -7,6 +7,7 @@ A page asks for generated content with a marker on a line of its own:
     <!-- playbook:pipeline-graph repo -->  the same for this repository's own .gitlab-ci.yml
     <!-- playbook:tree -->                 file tree of a generated project
     <!-- playbook:file PATH -->            a generated file, as a code block
+    <!-- playbook:files GLOB -->           every generated file matching GLOB, each under a heading
     <!-- playbook:include PATH -->         a generated Markdown file, embedded in the page
     <!-- playbook:after-copy -->           the message `copier copy` prints
     <!-- playbook:changelog -->            this repository's CHANGELOG.md
@@ -100,6 +101,12 @@ def _expand(name: str, argument: str) -> str:
         return generated.tree(_project().path)
     if name == "file":
         return generated.file_block(_project().path, argument)
+    if name == "files":
+        project = _project().path
+        matches = sorted(str(path.relative_to(project)) for path in project.glob(argument) if path.is_file())
+        if not matches:
+            raise FileNotFoundError(f"no generated file matches {argument!r}")
+        return "\n\n".join(f"### `{match}`\n\n{generated.file_block(project, match)}" for match in matches)
     if name == "include":
         path = _project().path / argument
         if not path.is_file():

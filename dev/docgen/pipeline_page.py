@@ -7,11 +7,11 @@ import textwrap
 from .gitlab_ci import Pipeline, Plan, PlannedJob, Source, plan
 
 LEGEND = (
-    "How to read the graphs: boxes are stages (left to right in the order of `stages:`), "
-    "thick arrows `==>` between stages mean *a job without `needs:` starts when every job of "
-    "the earlier stages has passed*; thin arrows are `needs:` (the job starts as soon as those "
-    "jobs are done, whatever their stage); dotted arrows are optional needs; dashed boxes are "
-    "manual jobs. `rules:changes` is assumed to match."
+    "How to read the graphs: boxes are stages, in the order of `stages:`. A thick arrow into "
+    "a stage means its jobs without `needs:` start when every job of the earlier stages has "
+    "passed; thin arrows are `needs:` (the job starts as soon as those jobs are done, whatever "
+    "their stage); dotted arrows are optional needs; a job marked `needs: []` starts at once; "
+    "dashed boxes are manual jobs. `rules:changes` is assumed to match."
 )
 
 
@@ -55,8 +55,11 @@ def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
             label = planned.job.name + (f"\n({note})" if note else "")
             lines.append(f'    {job_id}["{_label(label)}"]')
         lines.append("  end")
+    # A stage waits for the earlier ones only through its jobs without `needs:`.
+    waits = {f"s{pipeline.stages.index(stage)}" for stage, jobs in by_stage.items() if any(p.needs is None for p in jobs)}
     for before, after in zip(stage_ids, stage_ids[1:]):
-        lines.append(f"  {before} ==> {after}")
+        if after in waits:
+            lines.append(f"  {before} ==> {after}")
     manual = []
     for planned in job_plan.jobs:
         target = ids[planned.job.name]
