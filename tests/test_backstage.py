@@ -110,7 +110,7 @@ def test_invalid_entities_fail_with_the_reason(tmp_path: Path) -> None:
     assert code == 1, output
     lines = output.splitlines()
     assert lines[0].startswith("ok   "), output  # the valid file is still reported
-    for path, (_, reason) in zip(paths, INVALID.values()):
+    for path, (_, reason) in zip(paths, INVALID.values(), strict=False):
         line = next((line for line in lines if line.startswith(f"FAIL {path}#1")), "")
         assert reason in line, f"{path.name}: expected {reason!r} in:\n{output}"
 
@@ -120,10 +120,14 @@ def test_parameters_mirror_the_copier_questions() -> None:
     questions = _questions()
     form = _form_properties(template)
     values = _fetch_step(template)["input"]["values"]
-    assert set(values) == set(questions), "fetch:copier must answer every question (it runs without --defaults)"
+    assert set(values) == set(
+        questions
+    ), "fetch:copier must answer every question (it runs without --defaults)"
     for name, question in questions.items():
         if name not in form:
-            assert "parseRepoUrl" in str(values[name]), f"{name}: neither asked nor derived from the repository"
+            assert "parseRepoUrl" in str(
+                values[name]
+            ), f"{name}: neither asked nor derived from the repository"
             continue
         field = form[name]
         assert f"parameters.{name}" in str(values[name]), name
@@ -182,7 +186,9 @@ def _render_values(values: dict[str, str], parameters: dict[str, Any]) -> dict[s
 
 
 def _form_defaults(template: dict[str, Any]) -> dict[str, Any]:
-    return {name: field["default"] for name, field in _form_properties(template).items() if "default" in field}
+    return {
+        name: field["default"] for name, field in _form_properties(template).items() if "default" in field
+    }
 
 
 @pytest.mark.parametrize("deploy_mode", ["direct", "gitops"])

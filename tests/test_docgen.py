@@ -114,11 +114,7 @@ def synthetic(tmp_path: Path) -> Path:
 
 def _our_jobs(pipeline: gitlab_ci.Pipeline, source: gitlab_ci.Source) -> dict[str, str]:
     job_plan = gitlab_ci.plan(pipeline, source)
-    return {
-        name: planned.when
-        for planned in job_plan.jobs
-        for name in gitlab_ci.instance_names(planned.job)
-    }
+    return {name: planned.when for planned in job_plan.jobs for name in gitlab_ci.instance_names(planned.job)}
 
 
 def _assert_agrees_with_gitlab_ci_local(project: Path, tag: str) -> list[str]:
@@ -164,7 +160,11 @@ def test_plan_resolves_includes_extends_references_and_rules(synthetic: Path) ->
     mr = gitlab_ci.plan(pipeline, by_source["merge_request"])
     assert [p.job.name for p in mr.jobs] == ["lint", "unit", "matrix-test", "monitor"]
     tag = gitlab_ci.plan(pipeline, by_source["tag"])
-    assert {p.job.name: p.when for p in tag.jobs} == {"build": "on_success", "deploy": "manual", "monitor": "manual"}
+    assert {p.job.name: p.when for p in tag.jobs} == {
+        "build": "on_success",
+        "deploy": "manual",
+        "monitor": "manual",
+    }
     deploy = next(p for p in tag.jobs if p.job.name == "deploy")
     assert deploy.allow_failure is False  # manual through rules blocks the pipeline
     build = next(p for p in tag.jobs if p.job.name == "build")

@@ -169,7 +169,9 @@ def test_mermaid_diagrams_parse(site: Path, tmp_path: Path) -> None:
     assert result.stdout.count("ok   ") >= 5, result.stdout
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "index.html").write_text('<pre class="mermaid"><code>flowchart LR\n  a["x"] --&gt;</code></pre>')
+    (broken / "index.html").write_text(
+        '<pre class="mermaid"><code>flowchart LR\n  a["x"] --&gt;</code></pre>'
+    )
     failed = run([*checker, str(broken)], cwd=ROOT, check=False)
     assert failed.returncode == 1 and "FAIL index.html#1" in failed.stdout
 

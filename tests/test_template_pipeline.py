@@ -28,7 +28,14 @@ CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 def _schema_check(path: Path) -> subprocess.CompletedProcess[str]:
     return run(
-        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", str(path)],
+        [
+            str(CHECK_JSONSCHEMA),
+            "--builtin-schema",
+            "vendor.gitlab-ci",
+            "--data-transform",
+            "gitlab-ci",
+            str(path),
+        ],
         check=False,
     )
 
@@ -70,9 +77,9 @@ def test_matrix_covers_every_service_type() -> None:
     choices = copier["service_type"]["choices"]
     types = list(choices.values()) if isinstance(choices, dict) else list(choices)
     matrix = _ci_config()["test:slow"]["parallel"]["matrix"]
-    assert [value for entry in matrix for value in entry["PLAYBOOK_SERVICE_TYPES"]] == types, (
-        "test:slow in .gitlab-ci.yml must have one matrix entry per service type of copier.yml"
-    )
+    assert [
+        value for entry in matrix for value in entry["PLAYBOOK_SERVICE_TYPES"]
+    ] == types, "test:slow in .gitlab-ci.yml must have one matrix entry per service type of copier.yml"
 
 
 def _expected(source_key: str, service_types: list[str]) -> set[str]:
@@ -105,8 +112,14 @@ def test_no_pipeline_for_other_tags_or_plain_branches(ref: str) -> None:
     pipeline = gitlab_ci.load(ROOT)
     if ref.startswith("feature"):
         source = gitlab_ci.Source(
-            "branch", "Branch", {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": ref, "CI_DEFAULT_BRANCH": "main",
-                                 "CI_OPEN_MERGE_REQUESTS": "group/playbook!1"}
+            "branch",
+            "Branch",
+            {
+                "CI_PIPELINE_SOURCE": "push",
+                "CI_COMMIT_BRANCH": ref,
+                "CI_DEFAULT_BRANCH": "main",
+                "CI_OPEN_MERGE_REQUESTS": "group/playbook!1",
+            },
         )
         assert not gitlab_ci.plan(pipeline, source).runs
     else:
@@ -176,7 +189,10 @@ CHANGELOG = """# Changelog
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        ("1.2.0", "### Added\n\n- RAG service type.\n\n```text\n## not a heading: inside a code block\n```\n"),
+        (
+            "1.2.0",
+            "### Added\n\n- RAG service type.\n\n```text\n## not a heading: inside a code block\n```\n",
+        ),
         ("1.1.0", "- Fixes.\n"),
     ],
 )

@@ -57,14 +57,14 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-_Loader.add_constructor(
-    "!reference", lambda loader, node: Reference(tuple(loader.construct_sequence(node)))
-)
+_Loader.add_constructor("!reference", lambda loader, node: Reference(tuple(loader.construct_sequence(node))))
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader subclass)
+        data = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=_Loader
+        )  # noqa: S506 (safe loader subclass)
     except yaml.YAMLError as error:
         raise CIError(f"{path}: not valid YAML: {error}") from error
     if data is None:
@@ -109,9 +109,7 @@ def _load_with_includes(
             external.append(yaml.safe_dump(entry, default_flow_style=True).strip())
             continue
         pattern = str(local).lstrip("/")
-        matches = (
-            sorted(project.glob(pattern)) if any(ch in pattern for ch in "*?[") else [project / pattern]
-        )
+        matches = sorted(project.glob(pattern)) if any(ch in pattern for ch in "*?[") else [project / pattern]
         if not matches or not all(match.is_file() for match in matches):
             raise CIError(f"{path.relative_to(project)}: include 'local: {local}' matches no file")
         for match in matches:
@@ -373,8 +371,12 @@ class _Expression:
             if operator in ("==", "!="):
                 equal = left == right
                 return equal if operator == "==" else not equal
-            pattern = right if isinstance(right, re.Pattern) else (
-                _regex(right) if isinstance(right, str) and re.fullmatch(r"/.*/[a-z]*", right) else None
+            pattern = (
+                right
+                if isinstance(right, re.Pattern)
+                else (
+                    _regex(right) if isinstance(right, str) and re.fullmatch(r"/.*/[a-z]*", right) else None
+                )
             )
             if pattern is None:
                 raise CIError(f"right side of {operator} is not a regex in {self.expression!r}")

@@ -56,8 +56,12 @@ def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
             lines.append(f'    {job_id}["{_label(label)}"]')
         lines.append("  end")
     # A stage waits for the earlier ones only through its jobs without `needs:`.
-    waits = {f"s{pipeline.stages.index(stage)}" for stage, jobs in by_stage.items() if any(p.needs is None for p in jobs)}
-    for before, after in zip(stage_ids, stage_ids[1:]):
+    waits = {
+        f"s{pipeline.stages.index(stage)}"
+        for stage, jobs in by_stage.items()
+        if any(p.needs is None for p in jobs)
+    }
+    for before, after in zip(stage_ids, stage_ids[1:], strict=False):
         if after in waits:
             lines.append(f"  {before} ==> {after}")
     manual = []
@@ -115,7 +119,9 @@ def _tab(pipeline: Pipeline, job_plan: Plan) -> str:
     for planned in job_plan.jobs:
         when = planned.when + (", may fail" if planned.allow_failure else "")
         matrix = f" — matrix: {'; '.join(planned.job.matrix)}" if planned.job.matrix else ""
-        rows.append(f"| {planned.job.stage} | `{planned.job.name}`{matrix} | {when} | {_needs_text(planned)} |")
+        rows.append(
+            f"| {planned.job.stage} | `{planned.job.name}`{matrix} | {when} | {_needs_text(planned)} |"
+        )
     parts.append("\n".join(rows))
     if job_plan.problems:
         parts.append('!!! failure "Problems"\n' + "\n".join(f"    - {p}" for p in job_plan.problems))

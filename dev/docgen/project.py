@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 import copier
+import yaml
 
 LANGUAGES = {
     ".yml": "yaml",

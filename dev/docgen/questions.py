@@ -122,7 +122,9 @@ def render(copier_yml: Path, template_dir: Path, answers: dict[str, Any]) -> str
 
     for q in questions:
         section = [f"## `{q.name}` {{ #{q.name} }}", q.help or "*(no help text)*"]
-        facts = [f"- **Type:** `{q.type}`" + (" (secret: never stored in the answers file)" if q.secret else "")]
+        facts = [
+            f"- **Type:** `{q.type}`" + (" (secret: never stored in the answers file)" if q.secret else "")
+        ]
         if isinstance(q.default, str) and ("{{" in q.default or "{%" in q.default):
             facts.append(f"- **Default:** computed: {_code(q.default)}")
         else:

@@ -15,7 +15,9 @@ GITLAB_CI_LOCAL = ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 
 def binary() -> Path:
     if not GITLAB_CI_LOCAL.exists():
-        raise AssertionError(f"{GITLAB_CI_LOCAL} is missing: run `make deps` (npm ci installs gitlab-ci-local)")
+        raise AssertionError(
+            f"{GITLAB_CI_LOCAL} is missing: run `make deps` (npm ci installs gitlab-ci-local)"
+        )
     return GITLAB_CI_LOCAL
 
 
@@ -66,9 +68,7 @@ def list_jobs(repo: Path, variables: Mapping[str, str], unset: Iterable[str] = (
     return {job["name"]: job for job in jobs if job.get("when") != "never"}
 
 
-def run_job(
-    repo: Path, job: str, variables: Mapping[str, str] | None = None, check: bool = True
-) -> str:
+def run_job(repo: Path, job: str, variables: Mapping[str, str] | None = None, check: bool = True) -> str:
     """Run one job in the shell (images ignored); its whole log on failure."""
     result = run(
         [str(binary()), "--force-shell-executor", "--no-color", *_variable_args(variables or {}), job],
