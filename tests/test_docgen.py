@@ -276,3 +276,11 @@ def test_embedded_markdown_loses_title_and_repository_links() -> None:
     assert embed_markdown(text) == (
         "See the script (`deploy/run.sh`) and [GitLab](https://gitlab.com).\n\n### Part\n\n```bash\n# comment\n```\n"
     )
+
+
+def test_a_spec_header_before_the_configuration_is_skipped(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path / "with-spec",
+        {".gitlab-ci.yml": "spec:\n  inputs:\n    stage:\n      default: test\n---\njob:\n  script: [x]\n"},
+    )
+    assert list(gitlab_ci.load(root).jobs) == ["job"]

@@ -62,11 +62,14 @@ _Loader.add_constructor("!reference", lambda loader, node: Reference(tuple(loade
 
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(
-            path.read_text(encoding="utf-8"), Loader=_Loader
-        )  # noqa: S506 (safe loader subclass)
+        documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader))  # noqa: S506
     except yaml.YAMLError as error:
         raise CIError(f"{path}: not valid YAML: {error}") from error
+    if len(documents) == 2 and isinstance(documents[0], dict) and set(documents[0]) == {"spec"}:
+        documents = documents[1:]  # a `spec:` header (inputs), then the configuration
+    if len(documents) > 1:
+        raise CIError(f"{path}: more than one YAML document")
+    data = documents[0] if documents else None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -430,6 +433,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/example",
                 "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": default_branch,
                 "CI_COMMIT_REF_NAME": "feature/example",
+                "CI_COMMIT_REF_PROTECTED": "false",
             },
             unset=("CI_COMMIT_BRANCH", "CI_COMMIT_TAG"),
         ),
@@ -441,13 +445,20 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_PIPELINE_SOURCE": "push",
                 "CI_COMMIT_BRANCH": default_branch,
                 "CI_COMMIT_REF_NAME": default_branch,
+                "CI_COMMIT_REF_PROTECTED": "true",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
         ),
         Source(
             "tag",
             f"Tag ({tag})",
-            {**common, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": tag, "CI_COMMIT_REF_NAME": tag},
+            {
+                **common,
+                "CI_PIPELINE_SOURCE": "push",
+                "CI_COMMIT_TAG": tag,
+                "CI_COMMIT_REF_NAME": tag,
+                "CI_COMMIT_REF_PROTECTED": "true",
+            },
             unset=("CI_COMMIT_BRANCH", "CI_MERGE_REQUEST_IID"),
         ),
         Source(
@@ -458,6 +469,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_PIPELINE_SOURCE": "schedule",
                 "CI_COMMIT_BRANCH": default_branch,
                 "CI_COMMIT_REF_NAME": default_branch,
+                "CI_COMMIT_REF_PROTECTED": "true",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
         ),
