@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +49,24 @@ def _project() -> generated.GeneratedProject:
         workdir = tempfile.TemporaryDirectory(prefix="playbook-docs-")
         _state["workdir"] = workdir
         log.info("Rendering the template with its defaults for the docs")
-        _state["project"] = generated.generate(ROOT, Path(workdir.name) / PROJECT_NAME)
+        project = generated.generate(ROOT, Path(workdir.name) / PROJECT_NAME)
+        _show_published_source(project.path / ".copier-answers.yml")
+        _state["project"] = project
     return _state["project"]
+
+
+def _show_published_source(answers_file: Path) -> None:
+    """Record the template's published URL, not the build directory, as users' projects do.
+
+    The URL is the one the Backstage template gives Copier (backstage/template.yaml).
+    """
+    template = yaml.safe_load((ROOT / "backstage" / "template.yaml").read_text(encoding="utf-8"))
+    steps = [step for step in template["spec"]["steps"] if step.get("action") == "fetch:copier"]
+    if not steps:
+        raise ValueError("backstage/template.yaml has no fetch:copier step to take the template URL from")
+    url = steps[0]["input"]["url"]
+    text = answers_file.read_text(encoding="utf-8")
+    answers_file.write_text(re.sub(r"^_src_path: .*$", f"_src_path: {url}", text, flags=re.MULTILINE))
 
 
 def _cleanup() -> None:
