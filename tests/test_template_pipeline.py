@@ -19,7 +19,7 @@ from dev.docgen import gitlab_ci
 
 from .support import ci_local
 from .support.procs import run
-from .support.project import ROOT
+from .support.project import ROOT, selected_service_types
 
 CI_FILE = ROOT / ".gitlab-ci.yml"
 TAG = "1.2.0"
@@ -80,6 +80,15 @@ def test_matrix_covers_every_service_type() -> None:
     assert [
         value for entry in matrix for value in entry["PLAYBOOK_SERVICE_TYPES"]
     ] == types, "test:slow in .gitlab-ci.yml must have one matrix entry per service type of copier.yml"
+
+
+def test_service_type_filter_of_the_matrix_jobs() -> None:
+    types = ["microservice", "rag", "agent"]
+    assert selected_service_types(types, {}) == types
+    assert selected_service_types(types, {"PLAYBOOK_SERVICE_TYPES": ""}) == types
+    assert selected_service_types(types, {"PLAYBOOK_SERVICE_TYPES": "agent, microservice"}) == ["microservice", "agent"]
+    with pytest.raises(ValueError, match=r"unknown service types \['rga'\]; known: microservice, rag, agent"):
+        selected_service_types(types, {"PLAYBOOK_SERVICE_TYPES": "rag,rga"})
 
 
 def _expected(source_key: str, service_types: list[str]) -> set[str]:
