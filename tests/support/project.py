@@ -14,6 +14,23 @@ from .procs import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_TYPES = ["microservice"]
+
+
+def selected_service_types(all_types: list[str], env: Mapping[str, str] = os.environ) -> list[str]:
+    """The service types to test: all, or those in PLAYBOOK_SERVICE_TYPES (comma-separated).
+
+    The template's CI splits the slow tests with a `parallel:matrix` over this variable.
+    """
+    wanted = [name.strip() for name in env.get("PLAYBOOK_SERVICE_TYPES", "").split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(all_types))
+    if unknown:
+        raise ValueError(
+            f"PLAYBOOK_SERVICE_TYPES names unknown service types {unknown}; known: {', '.join(all_types)}"
+        )
+    return [name for name in all_types if name in wanted] if wanted else list(all_types)
+
+
+SERVICE_TYPES = selected_service_types(SERVICE_TYPES)
 LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|\[\[ *[\w.]+ *\]\]")
 # Lines where such brackets belong to the rendered file itself.
 LEGITIMATE = [

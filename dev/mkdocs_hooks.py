@@ -1,0 +1,149 @@
+"""MkDocs hooks: parts of the docs generated at build time, so they cannot drift.
+
+A page asks for generated content with a marker on a line of its own:
+
+    <!-- playbook:questions -->            every question of copier.yml
+    <!-- playbook:pipeline-graph -->       job graph per pipeline source of a generated project
+    <!-- playbook:pipeline-graph repo -->  the same for this repository's own .gitlab-ci.yml
+    <!-- playbook:tree -->                 file tree of a generated project
+    <!-- playbook:file PATH -->            a generated file, as a code block
+    <!-- playbook:files GLOB -->           every generated file matching GLOB, each under a heading
+    <!-- playbook:include PATH -->         a generated Markdown file, embedded in the page
+    <!-- playbook:after-copy -->           the message `copier copy` prints
+    <!-- playbook:changelog -->            this repository's CHANGELOG.md
+    <!-- playbook:test-modules -->         the template's test modules and what each proves
+
+The project is rendered once per build, from the working tree, with every default
+(`copier copy --defaults`, no --trust). An unknown marker, a missing file or a pipeline
+problem fails the build.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mkdocs.exceptions import PluginError
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dev.docgen import gitlab_ci, pipeline_page, questions  # noqa: E402
+from dev.docgen import project as generated  # noqa: E402
+
+log = logging.getLogger("mkdocs.hooks.playbook")
+MARKER = re.compile(r"^<!-- playbook:([a-z-]+)(?: +(.*?))? *-->[ \t]*$", re.MULTILINE)
+PROJECT_NAME = "my-service"
+
+_state: dict[str, Any] = {}
+
+
+def _project() -> generated.GeneratedProject:
+    if "project" not in _state:
+        workdir = tempfile.TemporaryDirectory(prefix="playbook-docs-")
+        _state["workdir"] = workdir
+        log.info("Rendering the template with its defaults for the docs")
+        project = generated.generate(ROOT, Path(workdir.name) / PROJECT_NAME)
+        _show_published_source(project.path / ".copier-answers.yml")
+        _state["project"] = project
+    return _state["project"]
+
+
+def _show_published_source(answers_file: Path) -> None:
+    """Record the template's published URL, not the build directory, as users' projects do.
+
+    The URL is the one the Backstage template gives Copier (backstage/template.yaml).
+    """
+    template = yaml.safe_load((ROOT / "backstage" / "template.yaml").read_text(encoding="utf-8"))
+    steps = [step for step in template["spec"]["steps"] if step.get("action") == "fetch:copier"]
+    if not steps:
+        raise ValueError("backstage/template.yaml has no fetch:copier step to take the template URL from")
+    url = steps[0]["input"]["url"]
+    text = answers_file.read_text(encoding="utf-8")
+    answers_file.write_text(re.sub(r"^_src_path: .*$", f"_src_path: {url}", text, flags=re.MULTILINE))
+
+
+def _cleanup() -> None:
+    workdir = _state.pop("workdir", None)
+    _state.pop("project", None)
+    if workdir is not None:
+        workdir.cleanup()
+
+
+def on_pre_build(config: Any) -> None:
+    _cleanup()  # `mkdocs serve` rebuilds: render the current template again
+
+
+def on_post_build(config: Any) -> None:
+    _cleanup()
+
+
+def on_build_error(error: Exception) -> None:
+    _cleanup()
+
+
+def _pipeline_graph(argument: str) -> str:
+    if argument == "repo":
+        root, tag = ROOT, "1.2.0"
+    elif argument == "":
+        root, tag = _project().path, "v1.2.3"
+    else:
+        raise ValueError(f"pipeline-graph takes nothing or 'repo', not {argument!r}")
+    pipeline = gitlab_ci.load(root)
+    markdown, problems = pipeline_page.render(pipeline, gitlab_ci.sources(tag=tag))
+    for problem in problems:
+        log.warning("pipeline of %s: %s", "this repository" if argument else "a generated project", problem)
+    return markdown
+
+
+def _changelog() -> str:
+    path = ROOT / "CHANGELOG.md"
+    if not path.is_file():
+        raise FileNotFoundError("CHANGELOG.md is missing at the repository root")
+    return generated.embed_markdown(path.read_text(encoding="utf-8"), shift=0)
+
+
+def _expand(name: str, argument: str) -> str:
+    if name == "questions":
+        return questions.render(ROOT / "copier.yml", ROOT / "template", _project().answers)
+    if name == "pipeline-graph":
+        return _pipeline_graph(argument)
+    if name == "tree":
+        return generated.tree(_project().path)
+    if name == "file":
+        return generated.file_block(_project().path, argument)
+    if name == "files":
+        project = _project().path
+        matches = sorted(str(path.relative_to(project)) for path in project.glob(argument) if path.is_file())
+        if not matches:
+            raise FileNotFoundError(f"no generated file matches {argument!r}")
+        return "\n\n".join(f"### `{match}`\n\n{generated.file_block(project, match)}" for match in matches)
+    if name == "include":
+        path = _project().path / argument
+        if not path.is_file():
+            raise FileNotFoundError(f"the generated project has no file {argument!r}")
+        return generated.embed_markdown(path.read_text(encoding="utf-8"))
+    if name == "after-copy":
+        return generated.fence(_project().after_copy)
+    if name == "changelog":
+        return _changelog()
+    if name == "test-modules":
+        return generated.test_modules(ROOT / "tests")
+    raise ValueError(f"unknown marker 'playbook:{name}'")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, argument = match.group(1), (match.group(2) or "").strip()
+        try:
+            return _expand(name, argument)
+        except (ValueError, FileNotFoundError, gitlab_ci.CIError) as error:
+            raise PluginError(f"{page.file.src_uri}: <!-- playbook:{name} {argument} -->: {error}") from error
+
+    return MARKER.sub(replace, markdown)
