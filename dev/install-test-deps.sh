@@ -39,9 +39,12 @@ fi
 log "uv: syncing the dev environment from uv.lock"
 uv sync --locked --quiet
 
-if [[ -f package-lock.json ]]; then
+# npm ci reinstalls from scratch (minutes): only when package-lock.json changed since the last install.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ "$(cat node_modules/.installed-lock.sha256 2>/dev/null)" != "$lock_sum" ]]; then
   log "npm: installing test tools from package-lock.json"
   npm ci --silent --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.installed-lock.sha256
 fi
 # checkov pins many libraries of its own: it lives in a virtualenv of its own.
 CHECKOV_VERSION=3.3.30
