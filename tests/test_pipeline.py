@@ -329,6 +329,12 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
         expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
                      for env in ("staging", "production")}
     assert deploys == expected
+    # A newer commit may cancel checks, never a production rollout half-way.
+    for name, job in pipeline.jobs.items():
+        if job["stage"] in PRODUCTION_STAGES:
+            assert job.get("interruptible") is False, f"{name} is part of a production rollout"
+    checks = {"pre-commit", "unit-tests", "integration-tests", "trivy-fs", "smoke-staging"}
+    assert all("interruptible" not in pipeline.jobs[name] for name in checks)
     # The production deployment GitLab counts for DORA is the full promotion.
     starts = {
         name for name, job in pipeline.jobs.items()
