@@ -343,16 +343,30 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
     assert starts == {"deploy-staging", "canary-100"}
 
 
-def test_workflow_rules_avoid_duplicate_branch_and_merge_request_pipelines(
-    pipeline: Pipeline,
-) -> None:
-    rules = pipeline.config["workflow"]["rules"]
-    conditions = [rule.get("if") for rule in rules]
-    never = conditions.index("$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS")
-    assert rules[never]["when"] == "never"
-    # Merge requests, schedules and tags are decided before; plain branches after.
-    assert {'$CI_PIPELINE_SOURCE == "merge_request_event"', '$CI_PIPELINE_SOURCE == "schedule"'} <= set(conditions[:never])
-    assert conditions[never + 1:] == ["$CI_COMMIT_BRANCH"]
+def test_workflow_rules_create_one_pipeline_per_event(sample_pipeline: Pipeline, tmp_path: Path) -> None:
+    """gitlab-ci-local does not apply workflow:rules itself: a probe job carrying exactly
+    those rules shows how GitLab's rule evaluation decides each event."""
+    project = tmp_path / "probe"
+    shutil.copytree(sample_pipeline.path, project, symlinks=True)
+    probe = {"stage": "pre-commit", "script": ["true"], "rules": sample_pipeline.config["workflow"]["rules"]}
+    (project / ".gitlab" / "ci" / "local.yml").write_text(yaml.safe_dump({"workflow-probe": probe}))
+    git_commit_all(project, "test: probe the workflow rules")
+    open_mr = "CI_OPEN_MERGE_REQUESTS=acme/ai-services/my-service!7"
+    events = {
+        "merge request": (["CI_PIPELINE_SOURCE=merge_request_event", "-CI_COMMIT_BRANCH", open_mr], True),
+        "push, branch without a merge request": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/x"], True),
+        "push, branch with an open merge request": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/x", open_mr], False),
+        "push, default branch": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=main"], True),
+        "schedule, branch with an open merge request": (["CI_PIPELINE_SOURCE=schedule", "CI_COMMIT_BRANCH=main", open_mr], True),
+        "release tag": (["CI_PIPELINE_SOURCE=push", "-CI_COMMIT_BRANCH", "CI_COMMIT_TAG=v2.0.1"], True),
+        "other tag": (["CI_PIPELINE_SOURCE=push", "-CI_COMMIT_BRANCH", "CI_COMMIT_TAG=nightly-2025"], False),
+    }
+    decided = {}
+    for event, (variables, _) in events.items():
+        jobs = json.loads(gitlab_ci_local(project, "--list-json", "--no-json-schema-validation",
+                                          *_variables(variables)))
+        decided[event] = next(job["when"] for job in jobs if job["name"] == "workflow-probe") != "never"
+    assert decided == {event: expected for event, (_, expected) in events.items()}
 
 
 # ---------------------------------------------------------------- job graph per pipeline
