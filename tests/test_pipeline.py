@@ -343,12 +343,16 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
     assert starts == {"deploy-staging", "canary-100"}
 
 
-def test_workflow_rules_create_one_pipeline_per_event(sample_pipeline: Pipeline, tmp_path: Path) -> None:
+def test_workflow_rules_create_one_pipeline_per_event(
+    pipelines: Callable[[dict[str, Any]], Pipeline], tmp_path: Path
+) -> None:
     """gitlab-ci-local does not apply workflow:rules itself: a probe job carrying exactly
-    those rules shows how GitLab's rule evaluation decides each event."""
+    those rules shows how GitLab's rule evaluation decides each event. (The workflow rules
+    do not depend on the answers: one variant.)"""
+    pipeline = pipelines(VARIANTS[0])
     project = tmp_path / "probe"
-    shutil.copytree(sample_pipeline.path, project, symlinks=True)
-    probe = {"stage": "pre-commit", "script": ["true"], "rules": sample_pipeline.config["workflow"]["rules"]}
+    shutil.copytree(pipeline.path, project, symlinks=True)
+    probe = {"stage": "pre-commit", "script": ["true"], "rules": pipeline.config["workflow"]["rules"]}
     (project / ".gitlab" / "ci" / "local.yml").write_text(yaml.safe_dump({"workflow-probe": probe}))
     git_commit_all(project, "test: probe the workflow rules")
     open_mr = "CI_OPEN_MERGE_REQUESTS=acme/ai-services/my-service!7"
