@@ -73,7 +73,23 @@ DATABASE = {
 
 
 # The nine-stage pipeline: .gitlab/ci/<stage>.yml (issue: pipeline).
-PIPELINE: set[str] = set()
+PIPELINE: set[str] = {
+    ".gitlab/ci/approval.yml",
+    ".gitlab/ci/canary.yml",
+    ".gitlab/ci/feature.yml",
+    ".gitlab/ci/main.yml",
+    ".gitlab/ci/merge-request.yml",
+    ".gitlab/ci/monitoring.yml",
+    ".gitlab/ci/post-deploy.yml",
+    ".gitlab/ci/pre-commit.yml",
+    ".gitlab/ci/release.yml",
+    ".gitlab/ci/staging.yml",
+    ".gitlab/ci/templates.yml",
+    "sonar-project.properties",
+}
+# Migrations before each deploy (use_database) and the GitOps promotion (deploy_mode gitops).
+PIPELINE_DATABASE = {".gitlab/ci/database.yml"}
+PIPELINE_GITOPS = {"scripts-ci/deploy/gitops-promote.sh"}
 
 # scripts-ci/ (issue: scripts-ci).
 SCRIPTS_CI: set[str] = set()
@@ -88,5 +104,7 @@ DOCS: set[str] = set()
 def expected_files(answers: Mapping[str, Any]) -> set[str]:
     files = COMMON | SERVICE | PIPELINE | SCRIPTS_CI | DEPLOY | DOCS
     if answers.get("use_database"):
-        files |= DATABASE
+        files |= DATABASE | PIPELINE_DATABASE
+    if answers.get("deploy_mode") == "gitops":
+        files |= PIPELINE_GITOPS
     return {name.format(pkg=answers["package_name"]) for name in files}

@@ -1,0 +1,787 @@
+"""The generated nine-stage pipeline, proven with the tools that consume it.
+
+- GitLab's published schema (check-jsonschema `vendor.gitlab-ci`) accepts every pipeline file
+  and the merged configuration, for every service type, deploy mode and database option;
+- the structure follows the playbook and current GitLab practice (stages, needs/extends,
+  rules not only/except, pinned images, environments with a tier, serialised deploys);
+- gitlab-ci-local lists the job graph of each kind of pipeline (merge request, branch,
+  default branch, deploy freeze, release tag, schedules) and runs the shell-runnable jobs of
+  the pre-commit, feature and merge-request stages on a bootstrapped project, against a real
+  PostgreSQL;
+- the pipeline's helpers do their job: the conflict check, the release notes, the
+  template update check and the GitOps promotion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .support.postgres import Postgres
+from .support.procs import run
+from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, git_commit_all, render
+
+GITLAB_CI_LOCAL = ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+STAGES = [
+    "pre-commit",
+    "feature",
+    "merge-request",
+    "main",
+    "staging",
+    "approval",
+    "canary",
+    "post-deploy",
+    "monitoring",
+]
+PRODUCTION_STAGES = {"approval", "canary", "post-deploy"}
+# Variables gitlab-ci-local would otherwise take from the git checkout, set per pipeline kind.
+SIMULATED = [
+    "CI_PIPELINE_SOURCE",
+    "CI_COMMIT_BRANCH",
+    "CI_COMMIT_TAG",
+    "CI_DEFAULT_BRANCH",
+    "CI_MERGE_REQUEST_IID",
+    "CI_DEPLOY_FREEZE",
+    "CI_OPEN_MERGE_REQUESTS",
+]
+PIPELINES: dict[str, list[str]] = {
+    "merge-request": [
+        "CI_PIPELINE_SOURCE=merge_request_event",
+        "CI_MERGE_REQUEST_IID=7",
+        "-CI_COMMIT_BRANCH",
+    ],
+    "feature-branch": ["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/scoring"],
+    "default-branch": ["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=main"],
+    "deploy-freeze": ["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=main", "CI_DEPLOY_FREEZE=1"],
+    "release-tag": ["CI_PIPELINE_SOURCE=push", "CI_COMMIT_TAG=v1.4.0", "-CI_COMMIT_BRANCH"],
+    "schedule": ["CI_PIPELINE_SOURCE=schedule", "CI_COMMIT_BRANCH=main"],
+    "schedule-template-update": [
+        "CI_PIPELINE_SOURCE=schedule",
+        "CI_COMMIT_BRANCH=main",
+        "SCHEDULE_TASK=template-update-check",
+    ],
+}
+# Scripts whose jobs change an environment: serialised and never cancelled half-way.
+CHANGES_AN_ENVIRONMENT = re.compile(
+    r"scripts-ci/deploy/|scripts-ci/db/|make migrate|alembic (upgrade|downgrade)"
+)
+VERIFIES_AN_ENVIRONMENT = re.compile(r"scripts-ci/(test|monitoring)/")
+PINNED_IMAGE = re.compile(r"^[a-z0-9][\w.\-/]*(:\d+)?(/[\w.\-]+)*:(?!latest$)[\w.\-]*\d[\w.\-]*$")
+TOOL_MISSING = "run `make deps` (dev/install-test-deps.sh) to install the test tools"
+
+
+class _GitLabLoader(yaml.SafeLoader):
+    """YAML loader that keeps GitLab's `!reference [job, key]` tags as ("!reference", [...])."""
+
+
+_GitLabLoader.add_constructor(
+    "!reference", lambda loader, node: ("!reference", loader.construct_sequence(node))
+)
+
+
+def _require(tool: Path) -> Path:
+    if not tool.exists():
+        raise AssertionError(f"{tool} is missing: {TOOL_MISSING}")
+    return tool
+
+
+def gitlab_ci_local(project: Path, *args: str, timeout: float = 900) -> str:
+    """Run gitlab-ci-local in PROJECT; return its stdout (its own logs go to stderr)."""
+    cmd = [str(_require(GITLAB_CI_LOCAL)), "--ignore-predefined-vars", ",".join(SIMULATED), *args]
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | GIT_ENV
+    result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True,
+                            timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"gitlab-ci-local {' '.join(args)} exited {result.returncode} in {project}:\n"
+            f"{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+        )
+    return result.stdout
+
+
+def _variables(assignments: list[str]) -> list[str]:
+    args = ["--variable", "CI_DEFAULT_BRANCH=main"]
+    for item in assignments:
+        if item.startswith("-"):
+            args += ["--unset-variable", item[1:]]
+        else:
+            args += ["--variable", item]
+    return args
+
+
+@dataclass
+class Pipeline:
+    """A generated repository and its pipeline as GitLab would merge it."""
+
+    path: Path
+    answers: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    _graphs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: job
+            for name, job in self.config.items()
+            if isinstance(job, dict) and "stage" in job and not name.startswith(".")
+        }
+
+    def files(self) -> list[Path]:
+        return [self.path / ".gitlab-ci.yml", *sorted((self.path / ".gitlab" / "ci").glob("*.yml"))]
+
+    def raw(self) -> dict[str, Any]:
+        """Every key of every pipeline file, unmerged (hidden jobs included)."""
+        merged: dict[str, Any] = {}
+        for path in self.files():
+            merged.update(yaml.load(path.read_text(), Loader=_GitLabLoader) or {})
+        return merged
+
+    def graph(self, kind: str, *extra: str) -> dict[str, dict[str, Any]]:
+        """The jobs of one kind of pipeline (when != never), from gitlab-ci-local --list-json."""
+        key = " ".join([kind, *extra])
+        if key not in self._graphs:
+            out = gitlab_ci_local(
+                self.path, "--list-json", "--no-json-schema-validation",
+                *_variables(PIPELINES[kind] + list(extra)),
+            )
+            self._graphs[key] = {
+                job["name"]: job for job in json.loads(out) if job["when"] != "never"
+            }
+        return self._graphs[key]
+
+
+VARIANTS = [
+    {"service_type": service_type, "deploy_mode": mode, "use_database": database}
+    for service_type, mode, database in product(SERVICE_TYPES, ["direct", "gitops"], [False, True])
+]
+# The pipeline kinds whose jobs barely depend on the answers are listed for two variants
+# that differ in everything (gitlab-ci-local takes a second or two per listing).
+SAMPLE_VARIANTS = [VARIANTS[1], VARIANTS[2]]
+
+
+def _variant_id(answers: dict[str, Any]) -> str:
+    db = "db" if answers["use_database"] else "no-db"
+    return f"{answers['service_type']}-{answers['deploy_mode']}-{db}"
+
+
+@pytest.fixture(scope="module")
+def pipelines(
+    copier_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[dict[str, Any]], Pipeline]:
+    """Rendered pipelines by answers, each rendered once per module."""
+    cache: dict[str, Pipeline] = {}
+
+    def _get(answers: dict[str, Any]) -> Pipeline:
+        key = _variant_id(answers)
+        if key not in cache:
+            project = render(copier_template, tmp_path_factory.mktemp("pipeline") / "project", answers)
+            _commit_with_origin(project)
+            result = Pipeline(project, dict(answers))
+            result.config = yaml.safe_load(
+                gitlab_ci_local(project, "--preview", "--no-json-schema-validation")
+            )
+            cache[key] = result
+        return cache[key]
+
+    return _get
+
+
+def _commit_with_origin(project: Path) -> None:
+    """Commit, and give the repository the remote a GitLab clone has (gitlab-ci-local reads it)."""
+    git_commit_all(project, "feat: initial commit from the playbook template")
+    run(["git", "remote", "add", "origin", "https://gitlab.com/acme/ai-services/my-service.git"],
+        cwd=project, env=GIT_ENV)
+    run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=project, env=GIT_ENV)
+    run(["git", "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"],
+        cwd=project, env=GIT_ENV)
+
+
+@pytest.fixture(params=VARIANTS, ids=_variant_id)
+def pipeline(request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]], Pipeline]) -> Pipeline:
+    return pipelines(request.param)
+
+
+@pytest.fixture(params=SAMPLE_VARIANTS, ids=_variant_id)
+def sample_pipeline(
+    request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]], Pipeline]
+) -> Pipeline:
+    return pipelines(request.param)
+
+
+# ---------------------------------------------------------------- schema and structure
+
+
+def test_every_file_and_the_merged_pipeline_match_gitlab_schema(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    merged = tmp_path / "merged-gitlab-ci.yml"
+    merged.write_text(yaml.safe_dump(pipeline.config))
+    files = [str(path) for path in pipeline.files()] + [str(merged)]
+    run([str(_require(CHECK_JSONSCHEMA)), "--builtin-schema", "vendor.gitlab-ci",
+         "--data-transform", "gitlab-ci", *files])
+
+
+def test_stages_follow_the_playbook_and_each_has_jobs(pipeline: Pipeline) -> None:
+    assert pipeline.config["stages"] == [".pre", *STAGES, ".post"]
+    stages = {job["stage"] for job in pipeline.jobs.values()}
+    assert [stage for stage in STAGES if stage not in stages] == []
+    assert stages <= set(STAGES)
+
+
+def test_every_needs_extends_and_reference_resolves(pipeline: Pipeline) -> None:
+    raw = pipeline.raw()
+    reserved = {"default", "workflow", "variables", "include", "stages"}
+    real_jobs = {name for name in raw if not name.startswith(".") and name not in reserved}
+    problems = []
+
+    def references(value: Any) -> Iterator[list[str]]:
+        if isinstance(value, tuple) and value and value[0] == "!reference":
+            yield value[1]
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from references(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from references(item)
+
+    for name, job in raw.items():
+        if not isinstance(job, dict):
+            continue
+        extends = job.get("extends", [])
+        for parent in [extends] if isinstance(extends, str) else extends:
+            if parent not in raw:
+                problems.append(f"{name}: extends unknown {parent}")
+        for need in job.get("needs", []):
+            needed = need if isinstance(need, str) else need["job"]
+            if needed not in real_jobs:
+                problems.append(f"{name}: needs unknown job {needed}")
+        for target, *path in references(job):
+            node = raw.get(target)
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                problems.append(f"{name}: !reference [{target}, {', '.join(path)}] resolves to nothing")
+    assert problems == []
+    # And after GitLab's merge (includes, extends, !reference), as gitlab-ci-local sees it.
+    for name, job in pipeline.jobs.items():
+        for need in job.get("needs", []):
+            assert need["job"] in pipeline.jobs, f"{name} needs {need['job']}"
+
+
+def test_rules_not_only_except_and_thin_jobs(pipeline: Pipeline) -> None:
+    for name, job in pipeline.jobs.items():
+        assert "only" not in job and "except" not in job, name
+        assert "rules" in job, f"{name} has no rules: it would run in every pipeline"
+        for line in job["script"]:
+            assert not re.match(r"^\s*echo\b", line) or len(job["script"]) > 1, (
+                f"{name} only echoes: a job must run a tool, a Makefile target or a script"
+            )
+
+
+def test_every_image_is_pinned_to_a_version(pipeline: Pipeline) -> None:
+    images: list[tuple[str, str]] = []
+    for name, job in pipeline.jobs.items():
+        image = job.get("image")
+        assert image, f"{name} has no image: it would run on whatever the runner defaults to"
+        images.append((name, image if isinstance(image, str) else image["name"]))
+        for service in job.get("services", []):
+            images.append((name, service if isinstance(service, str) else service["name"]))
+        for key, value in (job.get("variables") or {}).items():
+            if key.endswith("_IMAGE") and "$" not in str(value):
+                images.append((f"{name} variables.{key}", str(value)))
+    unpinned = [(where, image) for where, image in images if not PINNED_IMAGE.match(image)]
+    assert unpinned == []
+
+
+def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline) -> None:
+    raw = pipeline.raw()
+    assert raw["default"]["interruptible"] is True
+    deploys = set()
+    for name, job in pipeline.jobs.items():
+        script = "\n".join(job.get("script", []))
+        environment = job.get("environment")
+        if environment:
+            assert environment["deployment_tier"] == environment["name"], name
+            if VERIFIES_AN_ENVIRONMENT.search(script) and not CHANGES_AN_ENVIRONMENT.search(script):
+                assert environment.get("action") == "verify", f"{name} only checks: action verify"
+        starts_a_deployment = bool(environment) and environment.get("action", "start") == "start"
+        if CHANGES_AN_ENVIRONMENT.search(script) or starts_a_deployment:
+            deploys.add(name)
+            assert job.get("resource_group"), f"{name} changes an environment: resource_group"
+            assert job.get("interruptible") is False, f"{name} changes an environment: not interruptible"
+            assert environment, f"{name} changes an environment: declare it"
+    expected = {"deploy-staging", "canary-rollback", "post-deploy-rollback"}
+    expected |= {name for name in pipeline.jobs if re.fullmatch(r"canary-\d+", name)}
+    if pipeline.answers["use_database"]:
+        expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
+                     for env in ("staging", "production")}
+    assert deploys == expected
+    # A newer commit may cancel checks, never a production rollout half-way.
+    for name, job in pipeline.jobs.items():
+        if job["stage"] in PRODUCTION_STAGES:
+            assert job.get("interruptible") is False, f"{name} is part of a production rollout"
+    checks = {"pre-commit", "unit-tests", "integration-tests", "trivy-fs", "smoke-staging"}
+    assert all("interruptible" not in pipeline.jobs[name] for name in checks)
+    # The production deployment GitLab counts for DORA is the full promotion.
+    starts = {
+        name for name, job in pipeline.jobs.items()
+        if "environment" in job and job["environment"].get("action", "start") == "start"
+    }
+    assert starts == {"deploy-staging", "canary-100"}
+
+
+def test_workflow_rules_create_one_pipeline_per_event(
+    pipelines: Callable[[dict[str, Any]], Pipeline], tmp_path: Path
+) -> None:
+    """gitlab-ci-local does not apply workflow:rules itself: a probe job carrying exactly
+    those rules shows how GitLab's rule evaluation decides each event. (The workflow rules
+    do not depend on the answers: one variant.)"""
+    pipeline = pipelines(VARIANTS[0])
+    project = tmp_path / "probe"
+    shutil.copytree(pipeline.path, project, symlinks=True)
+    probe = {"stage": "pre-commit", "script": ["true"], "rules": pipeline.config["workflow"]["rules"]}
+    (project / ".gitlab" / "ci" / "local.yml").write_text(yaml.safe_dump({"workflow-probe": probe}))
+    git_commit_all(project, "test: probe the workflow rules")
+    open_mr = "CI_OPEN_MERGE_REQUESTS=acme/ai-services/my-service!7"
+    events = {
+        "merge request": (["CI_PIPELINE_SOURCE=merge_request_event", "-CI_COMMIT_BRANCH", open_mr], True),
+        "push, branch without a merge request": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/x"], True),
+        "push, branch with an open merge request": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/x", open_mr], False),
+        "push, default branch": (["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=main"], True),
+        "schedule, branch with an open merge request": (["CI_PIPELINE_SOURCE=schedule", "CI_COMMIT_BRANCH=main", open_mr], True),
+        "release tag": (["CI_PIPELINE_SOURCE=push", "-CI_COMMIT_BRANCH", "CI_COMMIT_TAG=v2.0.1"], True),
+        "other tag": (["CI_PIPELINE_SOURCE=push", "-CI_COMMIT_BRANCH", "CI_COMMIT_TAG=nightly-2025"], False),
+    }
+    decided = {}
+    for event, (variables, _) in events.items():
+        jobs = json.loads(gitlab_ci_local(project, "--list-json", "--no-json-schema-validation",
+                                          *_variables(variables)))
+        decided[event] = next(job["when"] for job in jobs if job["name"] == "workflow-probe") != "never"
+    assert decided == {event: expected for event, (_, expected) in events.items()}
+
+
+# ---------------------------------------------------------------- job graph per pipeline
+
+
+def _assert_needs_are_in_the_pipeline(kind: str, jobs: dict[str, dict[str, Any]]) -> None:
+    for name, job in jobs.items():
+        for need in job.get("needs") or []:
+            assert need["optional"] or need["job"] in jobs, (
+                f"{kind} pipeline: {name} needs {need['job']}, which is not in it"
+            )
+
+
+def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipeline: Pipeline) -> None:
+    jobs = pipeline.graph("merge-request")
+    _assert_needs_are_in_the_pipeline("merge-request", jobs)
+    expected = {
+        "pre-commit", "unit-tests", "integration-tests", "contract-tests", "e2e-tests",
+        "template-conflicts", "gitleaks", "bandit", "pip-audit", "trivy-fs", "manifests",
+        "checkov", "mr-image", "mr-image-trivy", "mr-image-sbom", "mr-image-grype",
+    }
+    assert set(jobs) == expected
+    assert all(job["when"] == "on_success" for job in jobs.values())
+    # Independent checks start at once (needs: []), not after the previous stage.
+    for name in expected - {"checkov", "mr-image-trivy", "mr-image-sbom", "mr-image-grype"}:
+        assert jobs[name]["needs"] == [], name
+
+
+def test_branch_without_merge_request_runs_the_fast_checks(sample_pipeline: Pipeline) -> None:
+    assert set(sample_pipeline.graph("feature-branch")) == {"pre-commit", "unit-tests"}
+    # SonarQube joins the quality gate only when a server is configured.
+    with_sonar = sample_pipeline.graph("feature-branch", "SONAR_HOST_URL=https://sonar.example.com")
+    assert set(with_sonar) == {"pre-commit", "unit-tests", "sonarqube"}
+
+
+def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) -> None:
+    jobs = pipeline.graph("default-branch")
+    _assert_needs_are_in_the_pipeline("default-branch", jobs)
+    steps = [s.strip() for s in pipeline.answers.get("canary_steps", "5,25,50,100").split(",")]
+    expected_core = {
+        "pre-commit", "unit-tests", "integration-tests", "contract-tests", "e2e-tests",
+        "gitleaks", "bandit", "pip-audit", "trivy-fs", "manifests", "checkov",
+        "build-image", "image-sbom", "image-trivy", "image-grype", "sign-image",
+        "prepare-release", "release",
+        "deploy-staging", "smoke-staging", "sanity-staging", "performance-staging",
+        "approve-production", "canary-rollback", "canary-notify-oncall",
+        "post-deploy-smoke", "post-deploy-golden-signals", "post-deploy-rollback",
+        "post-deploy-notify-oncall",
+    }
+    expected_core |= {f"canary-{step}" for step in steps}
+    expected_core |= {f"canary-{step}-health" for step in steps[:-1]}
+    if pipeline.answers["use_database"]:
+        expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
+                          for env in ("staging", "production")}
+    assert set(jobs) == expected_core
+    # Merge-request-only jobs stay out; so do monitoring and the tag's job.
+    assert not {"template-conflicts", "mr-image", "synthetic-checks", "release-image"} & set(jobs)
+    approve = jobs["approve-production"]
+    assert (approve["when"], approve["allow_failure"]) == ("manual", False)
+    assert pipeline.jobs["approve-production"]["environment"]["action"] == "prepare"
+    assert jobs["prepare-release"]["when"] == "manual"
+    for name in ("canary-rollback", "canary-notify-oncall", "post-deploy-rollback",
+                 "post-deploy-notify-oncall"):
+        assert jobs[name]["when"] == "on_failure", name
+    # Canary: each step after the previous step's health check; health checks after a pause.
+    first_need = "db-migrate-production" if pipeline.answers["use_database"] else "approve-production"
+    assert [n["job"] for n in jobs[f"canary-{steps[0]}"]["needs"]] == [first_need]
+    for step, pause in zip(steps[:-1], ["10", "20", "30"], strict=True):
+        assert jobs[f"canary-{step}-health"]["when"] == "delayed"
+        assert pipeline.jobs[f"canary-{step}-health"]["start_in"] == f"{pause} minutes"
+    for before, after in zip(steps, steps[1:], strict=False):
+        assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}-health"]
+    canary_jobs = {name for name in jobs if name.startswith("canary-") and name[7].isdigit()}
+    assert {n["job"] for n in jobs["canary-rollback"]["needs"]} == canary_jobs
+    # Post-deploy checks retry before anything is rolled back.
+    for name in ("post-deploy-smoke", "post-deploy-golden-signals"):
+        assert pipeline.jobs[name]["retry"] == {"max": 2, "when": "script_failure"}
+    if pipeline.answers["use_database"]:
+        # Migrations run before the deploy that needs them, and undo themselves on failure.
+        assert [n["job"] for n in jobs["deploy-staging"]["needs"]] == ["db-migrate-staging"]
+        for env in ("staging", "production"):
+            assert jobs[f"db-downgrade-{env}"]["when"] == "on_failure"
+            assert jobs[f"db-restore-{env}"]["when"] == "on_failure"
+            assert pipeline.jobs[f"db-migrate-{env}"]["script"] == ["make migrate"]
+            assert pipeline.jobs[f"db-downgrade-{env}"]["script"] == ["uv run --no-sync alembic downgrade -1"]
+            assert pipeline.jobs[f"db-restore-{env}"]["script"] == [f"./scripts-ci/db/restore-db.sh {env}"]
+
+
+def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
+    scripts = {name: "\n".join(job["script"]) for name, job in pipeline.jobs.items()}
+    everything = "\n".join(scripts.values())
+    if pipeline.answers["deploy_mode"] == "gitops":
+        assert not re.search(r"kubectl (?!kustomize)", everything), "GitOps jobs never talk to the cluster"
+        assert "gitops-promote.sh --env staging" in scripts["deploy-staging"]
+        assert "gitops-promote.sh --env production --rollback" in scripts["canary-rollback"]
+        assert pipeline.jobs["deploy-staging"]["variables"]["GITOPS_REPO_URL"].endswith(
+            "/acme/k8s-manifests.git"
+        )
+        assert pipeline.jobs["smoke-staging"]["when"] == "delayed"
+    else:
+        assert "gitops" not in everything
+        assert scripts["deploy-staging"] == "./scripts-ci/deploy/deploy-to-staging.sh"
+        assert scripts["canary-rollback"] == "./scripts-ci/deploy/rollback-deployment.sh --immediate"
+        assert "--percent 5" in scripts["canary-5"]
+
+
+def test_deploy_freeze_stops_production_but_not_staging(sample_pipeline: Pipeline) -> None:
+    jobs = sample_pipeline.graph("deploy-freeze")
+    _assert_needs_are_in_the_pipeline("deploy-freeze", jobs)
+    assert not {job["stage"] for job in jobs.values()} & PRODUCTION_STAGES
+    assert {"deploy-staging", "sign-image"} <= set(jobs)
+
+
+def test_release_tag_pipeline_only_tags_the_signed_image(sample_pipeline: Pipeline) -> None:
+    assert set(sample_pipeline.graph("release-tag")) == {"release-image"}
+    script = "\n".join(sample_pipeline.jobs["release-image"]["script"])
+    assert "cosign verify" in script and 'cosign copy --force "$IMAGE" "$CI_REGISTRY_IMAGE:$CI_COMMIT_TAG"' in script
+
+
+def test_schedules_run_only_monitoring_or_the_template_update_check(sample_pipeline: Pipeline) -> None:
+    jobs = sample_pipeline.graph("schedule")
+    _assert_needs_are_in_the_pipeline("schedule", jobs)
+    assert set(jobs) == {"synthetic-checks", "synthetic-golden-signals", "synthetic-notify-oncall"}
+    assert {job["stage"] for job in jobs.values()} == {"monitoring"}
+    assert "smoke-test.sh --env production" in sample_pipeline.jobs["synthetic-checks"]["script"][0]
+    assert set(sample_pipeline.graph("schedule-template-update")) == {"template-update-check"}
+
+
+def test_signing_is_keyless_and_secrets_come_from_vault(pipeline: Pipeline) -> None:
+    sign = pipeline.jobs["sign-image"]
+    assert sign["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    assert any(line.startswith("cosign attest --type spdxjson --predicate sbom.spdx.json") for line in sign["script"])
+    assert {n["job"] for n in sign["needs"]} == {"build-image", "image-sbom", "image-trivy", "image-grype"}
+    slug = "my-service"
+    for name, job in pipeline.jobs.items():
+        for secret in (job.get("secrets") or {}).values():
+            assert secret["vault"].startswith(f"{slug}/") and secret["vault"].endswith("@secret"), name
+            assert secret["token"] == "$VAULT_ID_TOKEN"
+            assert "VAULT_ID_TOKEN" in job["id_tokens"], name
+    assert not [key for key in pipeline.config["variables"] if re.search("PASSWORD|TOKEN|SECRET", key)]
+
+
+def test_reports_use_gitlab_report_types(pipeline: Pipeline) -> None:
+    reports = {name: job.get("artifacts", {}).get("reports", {}) for name, job in pipeline.jobs.items()}
+    assert reports["unit-tests"] == {
+        "junit": "report.xml",
+        "coverage_report": {"coverage_format": "cobertura", "path": "coverage.xml"},
+    }
+    assert pipeline.jobs["unit-tests"]["coverage"]
+    assert reports["integration-tests"] == {"junit": "integration-report.xml"}
+    assert "container_scanning" in reports["mr-image-trivy"] and "container_scanning" in reports["image-trivy"]
+    assert "cyclonedx" in reports["mr-image-sbom"] and "cyclonedx" in reports["image-sbom"]
+    assert reports["checkov"] == {"junit": "checkov-report.xml", "sast": "gl-sast-checkov.json"}
+    assert reports["trivy-fs"] == {"codequality": "gl-codequality-trivy.json"}
+    assert reports["gitleaks"] == {"junit": "gitleaks-report.xml"}
+    assert reports["bandit"] == {"junit": "bandit-report.xml"}
+    assert reports["performance-staging"] == {"load_performance": "performance-report.json"}
+    assert reports["prepare-release"] == {"dotenv": "release.env"}
+    if pipeline.answers["use_database"]:
+        services = pipeline.jobs["integration-tests"]["services"]
+        assert [s["alias"] for s in services] == ["postgres"]
+        assert pipeline.jobs["integration-tests"]["variables"]["DATABASE_URL"].startswith(
+            "postgresql+psycopg://postgres@postgres:5432/"
+        )
+
+
+# ---------------------------------------------------------------- answers shape the pipeline
+
+
+def test_canary_steps_and_pauses_come_from_the_answers(render_project: Callable[..., Path]) -> None:
+    project = render_project(canary_steps="10, 50,100", canary_pause_minutes="0,15")
+    _commit_with_origin(project)
+    config = yaml.safe_load(gitlab_ci_local(project, "--preview", "--no-json-schema-validation"))
+    canary = [name for name, job in config.items() if isinstance(job, dict) and job.get("stage") == "canary"]
+    assert canary == ["canary-10", "canary-10-health", "canary-50", "canary-50-health",
+                      "canary-100", "canary-rollback", "canary-notify-oncall"]
+    assert config["canary-10"]["script"] == ["./scripts-ci/deploy/canary-deploy.sh --percent 10"]
+    assert "when" not in config["canary-10-health"]  # a pause of 0: check at once
+    assert (config["canary-50-health"]["when"], config["canary-50-health"]["start_in"]) == ("delayed", "15 minutes")
+    assert config["canary-100"]["script"] == ["./scripts-ci/deploy/canary-deploy.sh --percent 100"]
+    stages = (project / ".gitlab-ci.yml").read_text()
+    assert "progressive rollout 10 -> 50 -> 100%" in stages
+
+
+# ---------------------------------------------------------------- helpers of the pipeline
+
+
+def test_conflict_check_finds_markers_and_rejected_hunks(render_project: Callable[..., Path]) -> None:
+    project = render_project()
+    git_commit_all(project)
+    assert "No template update conflicts." in run(["make", "check-template-conflicts"], cwd=project).stdout
+
+    readme = project / "README.md"
+    original = readme.read_text()
+    readme.write_text(original + "<<<<<<< before updating\nours\n=======\ntheirs\n>>>>>>> after updating\n")
+    failed = run(["make", "check-template-conflicts"], cwd=project, check=False)
+    assert failed.returncode != 0
+    assert "README.md:" in failed.stdout and "Conflict markers above" in failed.stdout
+
+    readme.write_text(original)
+    (project / "Dockerfile.rej").write_text("@@ -1 +1 @@\n-a\n+b\n")
+    failed = run(["make", "check-template-conflicts"], cwd=project, check=False)
+    assert failed.returncode != 0
+    assert "./Dockerfile.rej" in failed.stdout and "Rejected hunks above" in failed.stdout
+
+
+def _gitops_repository(tmp_path: Path, app: str) -> Path:
+    """A GitOps repository as the docs describe it: one Kustomize app per environment."""
+    seed = tmp_path / "seed"
+
+    def deployment(name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                    "containers": [{"name": "app", "image": f"registry.example.com/{app}:bootstrap"}]}},
+            },
+        }
+
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": app},
+        "spec": {"rules": [{"backendRefs": [{"name": app, "port": 80, "weight": 100},
+                                            {"name": f"{app}-canary", "port": 80, "weight": 0}]}]},
+    }
+    for env, objects in {"staging": [deployment(app)],
+                         "production": [deployment(app), deployment(f"{app}-canary"), route]}.items():
+        base = seed / "apps" / app / env
+        (base / "pipeline").mkdir(parents=True)
+        (base / "all.yaml").write_text(yaml.safe_dump_all(objects))
+        (base / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": ["all.yaml"], "components": ["pipeline"]}))
+        (base / "pipeline" / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
+    git_commit_all(seed, "chore: seed")
+    bare = tmp_path / "gitops.git"
+    run(["git", "clone", "--quiet", "--bare", str(seed), str(bare)])
+    return bare
+
+
+def _rendered(bare: Path, tmp_path: Path, app: str, env: str) -> tuple[list[str], list[int]]:
+    check = tmp_path / "check"
+    shutil.rmtree(check, ignore_errors=True)
+    run(["git", "clone", "--quiet", str(bare), str(check)])
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: it renders the GitOps repository (kubectl kustomize)"
+    docs = list(yaml.safe_load_all(run([kubectl, "kustomize", f"apps/{app}/{env}"], cwd=check).stdout))
+    images = [c["image"] for d in docs if d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]]
+    weights = [ref["weight"] for d in docs if d["kind"] == "HTTPRoute"
+               for ref in d["spec"]["rules"][0]["backendRefs"]]
+    return images, weights
+
+
+def test_gitops_promotion_commits_images_and_canary_weights(
+    render_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = render_project(deploy_mode="gitops")
+    script = project / "scripts-ci" / "deploy" / "gitops-promote.sh"
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    run([str(_require(shellcheck)), str(script)])
+    bare = _gitops_repository(tmp_path, "my-service")
+    env = {"GITOPS_REPO_URL": f"file://{bare}", **GIT_ENV}
+
+    def promote(*args: str, check: bool = True) -> str:
+        result = run([str(script), *args], cwd=project, env=env, check=check)
+        return result.stdout
+
+    promote("--env", "staging", "--image", "reg/my-service:aaa")
+    assert _rendered(bare, tmp_path, "my-service", "staging") == (["reg/my-service:aaa"], [])
+
+    promote("--env", "production", "--image", "reg/my-service:aaa")
+    promote("--env", "production", "--canary", "25", "--image", "reg/my-service:bbb")
+    assert _rendered(bare, tmp_path, "my-service", "production") == (
+        ["reg/my-service:aaa", "reg/my-service:bbb"], [75, 25])
+    # A failed canary: all traffic back to stable, twice without harm.
+    promote("--env", "production", "--rollback")
+    assert "already rolled back" in run([str(script), "--env", "production", "--rollback"],
+                                        cwd=project, env=env).stdout
+    assert _rendered(bare, tmp_path, "my-service", "production") == (
+        ["reg/my-service:aaa", "reg/my-service:aaa"], [100, 0])
+    # A promotion that fails its post-deploy checks: the previous stable version again.
+    promote("--env", "production", "--image", "reg/my-service:ccc")
+    assert _rendered(bare, tmp_path, "my-service", "production")[0] == ["reg/my-service:ccc"] * 2
+    promote("--env", "production", "--rollback")
+    assert _rendered(bare, tmp_path, "my-service", "production") == (
+        ["reg/my-service:aaa", "reg/my-service:aaa"], [100, 0])
+    log = run(["git", "log", "--format=%s"], cwd=tmp_path / "check").stdout.splitlines()
+    assert log[:2] == ["rollback(production): reg/my-service:ccc -> reg/my-service:aaa",
+                       "deploy(production): reg/my-service:ccc"]
+    # Wrong use is refused with a message that says what to do.
+    wrong = run([str(script), "--env", "production", "--canary", "100", "--image", "x"],
+                cwd=project, env=env, check=False)
+    assert wrong.returncode == 2 and "promote without --canary" in wrong.stdout
+    missing = run([str(script), "--env", "staging", "--image", "x"], cwd=project,
+                  env={"GITOPS_REPO_URL": ""}, check=False)
+    assert missing.returncode == 2 and "GITOPS_REPO_URL is not set" in missing.stdout
+
+
+# ---------------------------------------------------------------- gitlab-ci-local runs jobs
+
+
+@pytest.mark.slow
+def test_pre_commit_feature_and_merge_request_jobs_run_green_in_the_shell(
+    bootstrapped: Callable[..., Path],
+    postgres: Postgres,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The jobs that need no registry, cluster or scanner image run for real, as on a runner."""
+    source = bootstrapped(service_type="microservice", use_database=True)
+    project = tmp_path / "project"
+    # Jobs write into the tree and build their own .venv (`uv sync --frozen`, as on GitLab).
+    shutil.copytree(source, project, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    # PostgreSQL comes from the test, not from a `services:` container: the team's
+    # local.yml (included last) overrides the job, as a team would.
+    (project / ".gitlab" / "ci" / "local.yml").write_text("integration-tests:\n  services: []\n")
+    _commit_with_origin(project)
+    database = postgres.create_database("pipeline_integration")
+    jobs = ["pre-commit", "unit-tests", "integration-tests", "contract-tests", "e2e-tests",
+            "bandit", "template-conflicts"]
+    out = gitlab_ci_local(
+        project, "--force-shell-executor", "--concurrency", "2",
+        *_variables(PIPELINES["merge-request"]),
+        "--variable", f"DATABASE_URL={database}",
+        "--variable", f"UV_CACHE_DIR={tmp_path_factory.getbasetemp() / 'uv-cache-pipeline'}",
+        *jobs,
+    )
+    for job in jobs:
+        assert re.search(rf"PASS\s+{re.escape(job)}\b", out), f"{job} did not pass:\n{out[-6000:]}"
+    assert re.search(r"PASS\s+unit-tests\s+\d+(\.\d+)?% coverage", out)
+    summary = [line for line in out.splitlines() if re.match(r"integration-tests\s+> =+ .* in [\d.]+s", line)]
+    assert summary and " passed" in summary[-1], summary
+    assert "skipped" not in summary[-1] and "failed" not in summary[-1], summary
+    artifacts = project / ".gitlab-ci-local" / "artifacts"
+    assert (artifacts / "unit-tests" / "report.xml").exists()
+    assert (artifacts / "unit-tests" / "coverage.xml").exists()
+    assert (artifacts / "integration-tests" / "integration-report.xml").exists()
+    # The database tests ran their migrations against this PostgreSQL.
+    assert postgres.psql(
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version'", "pipeline_integration"
+    ) == "1"
+
+
+@pytest.mark.slow
+def test_release_notes_follow_conventional_commits(
+    bootstrapped: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(bootstrapped(service_type="microservice", use_database=False), project, symlinks=True)
+
+    def commit(message: str) -> None:
+        (project / "notes.txt").write_text(message)
+        git_commit_all(project, message)
+
+    commit("fix(api): handle an empty body")
+    result = run(["make", "release-notes"], cwd=project, env=GIT_ENV)
+    assert (project / "release.env").read_text() == "RELEASE_VERSION=v0.1.0\n"
+    assert "Next release: v0.1.0" in result.stdout
+    run(["git", "tag", "v0.1.0"], cwd=project, env=GIT_ENV)
+
+    none = run(["make", "release-notes"], cwd=project, env=GIT_ENV, check=False)
+    assert none.returncode != 0 and "Nothing to release" in none.stdout
+
+    commit("feat(api): score in batches")
+    commit("fix: round scores")
+    run(["make", "release-notes"], cwd=project, env=GIT_ENV)
+    assert (project / "release.env").read_text() == "RELEASE_VERSION=v0.2.0\n"
+    notes = (project / "release-notes.md").read_text()
+    assert "Score in batches" in notes and "Round scores" in notes
+    assert "Handle an empty body" not in notes  # already released in v0.1.0
+    changelog = (project / "CHANGELOG.md").read_text()
+    assert "[0.2.0]" in changelog and "[0.1.0]" in changelog
+
+
+@pytest.mark.slow
+def test_template_update_check_reports_a_newer_template_release(
+    copier_template: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The scheduled job passes when current and warns (exit 2, allowed) when behind."""
+    template = tmp_path / "template"
+    run(["git", "clone", "--quiet", str(copier_template), str(template)])
+    # Only this test's releases: drop the tag pytest-copier put on its copy.
+    run(["git", "tag", "--delete", "99.99.99"], cwd=template, env=GIT_ENV)
+    run(["git", "tag", "1.0.0"], cwd=template, env=GIT_ENV)
+    project = render(template, tmp_path / "project", {}, vcs_ref="1.0.0")
+    _commit_with_origin(project)
+    cache = ["--variable", f"UV_CACHE_DIR={tmp_path_factory.getbasetemp() / 'uv-cache-pipeline'}"]
+    args = ["--force-shell-executor", *_variables(PIPELINES["schedule-template-update"]), *cache,
+            "template-update-check"]
+
+    current = gitlab_ci_local(project, *args)
+    assert "Project is up-to-date" in current
+    assert re.search(r"PASS\s+template-update-check", current)
+
+    (template / "NEWS.md").write_text("A newer playbook\n")
+    git_commit_all(template, "feat: a newer playbook")
+    run(["git", "tag", "1.1.0"], cwd=template, env=GIT_ENV)
+    behind = gitlab_ci_local(project, *args)
+    assert "Current version is 1.0.0, latest version is 1.1.0" in behind
+    assert re.search(r"WARN\s+template-update-check", behind)
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_docs_walk_through_every_job(pipeline: Pipeline) -> None:
+    docs = (ROOT / "docs" / "pipeline.md").read_text()
+    missing = [name for name in pipeline.jobs if not re.search(rf"`{re.escape(name)}`", docs)
+               and not re.fullmatch(r"canary-\d+(-health)?", name)]
+    assert missing == []
+    for stage in STAGES:
+        assert re.search(rf"^##+ .*\b{re.escape(stage)}\b", docs, re.M), stage
