@@ -139,7 +139,7 @@ def _assert_agrees_with_gitlab_ci_local(project: Path, tag: str) -> list[str]:
 
 def test_synthetic_pipeline_is_read_as_gitlab_ci_local_reads_it(synthetic: Path) -> None:
     checked = _assert_agrees_with_gitlab_ci_local(synthetic, tag="v1.2.3")
-    assert checked == ["merge_request", "default_branch", "tag", "schedule"]
+    assert checked == ["merge_request", "default_branch", "tag", "schedule", "schedule_template_update"]
 
 
 def test_generated_pipeline_is_read_as_gitlab_ci_local_reads_it(render_project: Render) -> None:

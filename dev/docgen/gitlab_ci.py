@@ -421,7 +421,13 @@ class Source:
 
 
 def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
-    common = {"CI_DEFAULT_BRANCH": default_branch, "CI_SERVER_HOST": "gitlab.example.com"}
+    # A fully configured project: optional integrations (SonarQube) are switched on, so the
+    # graph shows every job a team can have.
+    common = {
+        "CI_DEFAULT_BRANCH": default_branch,
+        "CI_SERVER_HOST": "gitlab.example.com",
+        "SONAR_HOST_URL": "https://sonar.example.com",
+    }
     return [
         Source(
             "merge_request",
@@ -470,6 +476,19 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_COMMIT_BRANCH": default_branch,
                 "CI_COMMIT_REF_NAME": default_branch,
                 "CI_COMMIT_REF_PROTECTED": "true",
+            },
+            unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
+        ),
+        Source(
+            "schedule_template_update",
+            "Schedule (SCHEDULE_TASK=template-update-check)",
+            {
+                **common,
+                "CI_PIPELINE_SOURCE": "schedule",
+                "CI_COMMIT_BRANCH": default_branch,
+                "CI_COMMIT_REF_NAME": default_branch,
+                "CI_COMMIT_REF_PROTECTED": "true",
+                "SCHEDULE_TASK": "template-update-check",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
         ),
