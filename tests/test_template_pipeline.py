@@ -98,6 +98,7 @@ def _expected(source_key: str, service_types: list[str]) -> set[str]:
         "default_branch": tests | {"pages"},
         "tag": {"release-notes", "release"},
         "schedule": tests,
+        "schedule_template_update": tests,
     }[source_key]
 
 
