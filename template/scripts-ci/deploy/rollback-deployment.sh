@@ -51,6 +51,9 @@ while (($# > 0)); do
     *) usage_error "unknown argument '$1'" ;;
   esac
 done
+if [[ -n "$failed_image" ]]; then
+  failed_image=$(canonical_image "$failed_image")
+fi
 env_name=$(normalize_env "$env_name")
 [[ "$env_name" != local ]] || usage_error "there is nothing to roll back locally: use --env production or staging"
 drain=${DRAIN_SECONDS:-30}

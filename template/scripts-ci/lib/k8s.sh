@@ -51,7 +51,22 @@ deploy_image() {
   if [[ -z "$image" ]]; then
     die "$EXIT_USAGE" "no image to deploy: set IMAGE=registry/group/service:tag (or pass --image), or run in GitLab CI where CI_REGISTRY_IMAGE and CI_COMMIT_SHA are set"
   fi
-  printf '%s' "$image"
+  canonical_image "$image"
+}
+
+# canonical_image IMAGE: the reference as the cluster will show it: registry[:port]/path:tag,
+# or registry[:port]/path@digest (a tag next to a digest is dropped, as Kustomize does).
+canonical_image() {
+  local image=$1 name
+  name=${image%%@*}
+  if [[ "$image" == *@* ]]; then
+    [[ "${name##*/}" != *:* ]] || name=${name%:*}
+    printf '%s@%s' "$name" "${image#*@}"
+  elif [[ "${name##*/}" == *:* ]]; then
+    printf '%s' "$image"
+  else
+    die "$EXIT_USAGE" "image '$image' has no tag or digest: deploy an immutable reference such as \$CI_REGISTRY_IMAGE:\$CI_COMMIT_SHA"
+  fi
 }
 
 # render_overlay OVERLAY NAMESPACE IMAGE OUTPUT: kustomize build of deploy/overlays/OVERLAY
@@ -62,20 +77,14 @@ render_overlay() {
   if [[ ! -f "$dir/kustomization.yaml" && ! -f "$dir/kustomization.yml" && ! -f "$dir/Kustomization" ]]; then
     die "$EXIT_USAGE" "no Kustomize overlay at $dir: the repository's deploy/ needs overlays/$overlay (or set DEPLOY_DIR)"
   fi
-  # registry:port/group/name:tag or name@sha256:... (a tag before a digest is dropped).
-  name=${image%%@*}
-  if [[ "$image" == *@* ]]; then
-    digest=${image#*@}
-  fi
-  if [[ "${name##*/}" == *:* ]]; then
+  expected=$(canonical_image "$image")
+  name=${expected%%@*}
+  if [[ "$expected" == *@* ]]; then
+    digest=${expected#*@}
+  else
     tag=${name##*:}
     name=${name%:*}
   fi
-  if [[ -z "$tag" && -z "$digest" ]]; then
-    die "$EXIT_USAGE" "image '$image' has no tag or digest: deploy an immutable reference such as \$CI_REGISTRY_IMAGE:\$CI_COMMIT_SHA"
-  fi
-  expected=$name${digest:+@$digest}
-  [[ -n "$digest" ]] || expected="$name:$tag"
 
   # A throwaway kustomization on top of the overlay sets namespace and image without
   # touching the repository's files (Kustomize wants relative paths to other bases).
@@ -209,8 +218,9 @@ set_canary_weight() {
     <<<"$route" >/dev/null; then
     die "$EXIT_USAGE" "every rule of HTTPRoute $HTTPROUTE_NAME needs backendRefs to both Services $STABLE_DEPLOYMENT and $CANARY_DEPLOYMENT"
   fi
-  if jq -e --arg canary "$CANARY_DEPLOYMENT" --argjson percent "$percent" '
-      all(.spec.rules[].backendRefs[]; (.weight // 1) == (if .name == $canary then $percent else 100 - $percent end))' \
+  if jq -e --arg stable "$STABLE_DEPLOYMENT" --arg canary "$CANARY_DEPLOYMENT" --argjson percent "$percent" '
+      all(.spec.rules[].backendRefs[] | select(.name == $stable or .name == $canary);
+        (.weight // 1) == (if .name == $canary then $percent else 100 - $percent end))' \
     <<<"$route" >/dev/null; then
     info "traffic already at stable $((100 - percent))% / canary $percent%"
     return 0

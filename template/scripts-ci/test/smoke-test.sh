@@ -41,7 +41,7 @@ while (($# > 0)); do
     *) usage_error "unknown argument '$1'" ;;
   esac
 done
-[[ "$timeout" =~ ^[0-9]+$ && "$timeout" -gt 0 ]] || usage_error "--timeout must be a whole number of seconds > 0, got '$timeout'"
+[[ "$timeout" =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout must be a whole number of seconds > 0, got '$timeout'"
 require_cmd curl "install curl (apt-get install curl)"
 require_cmd jq "install jq (apt-get install jq)"
 
@@ -50,6 +50,8 @@ SERVICE_URL=${url_override:-${SERVICE_URL:-}}
 base_url=$(service_url "$env_name")
 interval=${SMOKE_INTERVAL:-2}
 max_time=${HTTP_MAX_TIME:-10}
+[[ "$interval" =~ ^[1-9][0-9]*$ ]] || die "$EXIT_USAGE" "SMOKE_INTERVAL must be a whole number of seconds > 0, got '$interval'"
+[[ "$max_time" =~ ^[1-9][0-9]*$ ]] || die "$EXIT_USAGE" "HTTP_MAX_TIME must be a whole number of seconds > 0, got '$max_time'"
 deadline=$((SECONDS + timeout))
 
 status_ok() { jq_body '.status == "ok"'; }
@@ -72,8 +74,9 @@ check() {
       error "FAIL $name: GET $path did not pass within ${timeout}s ($attempt attempts); last answer: HTTP $HTTP_STATUS $(body_excerpt)"
       return 1
     fi
+    remaining=$((deadline - SECONDS))
     info "wait $name: GET $path -> HTTP $HTTP_STATUS, retrying in ${interval}s"
-    sleep "$interval"
+    sleep "$((remaining < interval ? remaining : interval))"
   done
 }
 
