@@ -14,8 +14,8 @@
 #
 # Environment (defaults in brackets):
 #   STAGING_DATABASE_URL / PRODUCTION_DATABASE_URL   the environment's database, else
-#   DATABASE_URL    postgresql://user:password@host:5432/dbname (a SQLAlchemy
-#                   postgresql+psycopg:// URL works too)
+#   DATABASE_URL    postgresql://user@host:5432/dbname (a SQLAlchemy postgresql+psycopg://
+#                   URL works too); the password in the URL or in PGPASSWORD (masked)
 #   BACKUP_DIR      where backups go [backups] (keep it as a job artifact or on a volume)
 #   PG_LOCK_WAIT_TIMEOUT   give up when a table stays locked this long [60s]
 # pg_dump must be at least the server's major version (package postgresql-client-NN).

@@ -165,7 +165,7 @@ database_url() {
   name="$(tr '[:lower:]' '[:upper:]' <<<"$env")_DATABASE_URL"
   url=${!name:-${DATABASE_URL:-}}
   if [[ -z "$url" ]]; then
-    die "$EXIT_USAGE" "no database for $env: set $name (or DATABASE_URL) to postgresql://user:password@host:5432/dbname"
+    die "$EXIT_USAGE" "no database for $env: set $name (or DATABASE_URL) to postgresql://user@host:5432/dbname (password in the URL or in PGPASSWORD)"
   fi
   url=$(sed -E 's#^postgres(ql)?\+[a-z0-9]+://#postgresql://#' <<<"$url")
   if [[ ! "$url" =~ ^postgres(ql)?:// ]]; then
