@@ -1,0 +1,282 @@
+"""A `kubectl` stand-in for the deploy-script tests: records every call and keeps a cluster state.
+
+No Kubernetes cluster can run on the test machines, so the deploy, canary and rollback
+scripts run against this program, installed as `kubectl` on PATH by `FakeKubectl.install`.
+It implements the subset of kubectl those scripts use, with the semantics that matter for
+them: `apply -f` as a client-side three-way merge (live changes to fields the manifest
+did not change survive, like kubectl's last-applied-configuration), `patch --type merge`
+with resourceVersion conflicts, `get -o json|name` with `--ignore-not-found`, `scale`,
+`annotate`, `set image`, `rollout status` (fails for images listed as unhealthy), `diff`.
+`kustomize` is delegated to the real kubectl, so rendering is real.
+
+Environment: FAKE_KUBECTL_DIR (state.json, calls.jsonl, applied/), FAKE_KUBECTL_REAL (the
+real kubectl), FAKE_KUBECTL_SITE (where PyYAML is), FAKE_KUBECTL_UNHEALTHY (comma-separated
+images whose pods never get ready).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+KINDS = {
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "httproute": "HTTPRoute", "httproutes": "HTTPRoute",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "pods": "Pod", "pod": "Pod", "events": "Event",
+}
+VALUE_FLAGS = {
+    "--context", "--namespace", "-n", "-o", "--output", "-f", "--filename", "--type", "-p",
+    "--patch", "--replicas", "--timeout", "-l", "--selector", "--sort-by",
+}
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    positional: list[str] = []
+    flags: dict[str, str] = {}
+    args = iter(argv)
+    for arg in args:
+        if arg.startswith("-") and "=" in arg:
+            key, value = arg.split("=", 1)
+            flags[key] = value
+        elif arg in VALUE_FLAGS:
+            flags[arg] = next(args)
+        elif arg.startswith("-"):
+            flags[arg] = "true"
+        else:
+            positional.append(arg)
+    for short, long in (("-n", "--namespace"), ("-o", "--output"), ("-f", "--filename"),
+                        ("-p", "--patch"), ("-l", "--selector")):
+        if short in flags:
+            flags[long] = flags.pop(short)
+    return positional, flags
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def patch_between(old: Any, new: Any) -> Any:
+    """The merge patch that turns old into new (what client-side apply sends)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return copy.deepcopy(new)
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            patch[key] = patch_between(old[key], value)
+    return patch
+
+
+@dataclass
+class Cluster:
+    directory: Path
+
+    def __post_init__(self) -> None:
+        path = self.directory / "state.json"
+        self.state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+
+    def save(self) -> None:
+        (self.directory / "state.json").write_text(json.dumps(self.state, indent=2))
+
+    @staticmethod
+    def key(kind: str, namespace: str, name: str) -> str:
+        return f"{namespace}/{kind}/{name}"
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        entry = self.state.get(self.key(kind, namespace, name))
+        return entry["live"] if entry else None
+
+    def put(self, kind: str, namespace: str, name: str, live: dict[str, Any]) -> None:
+        entry = self.state.setdefault(self.key(kind, namespace, name), {"last": None})
+        metadata = live.setdefault("metadata", {})
+        metadata["resourceVersion"] = str(int(metadata.get("resourceVersion", "0")) + 1)
+        metadata["namespace"] = namespace
+        entry["live"] = live
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def resource(positional: list[str]) -> tuple[str, str]:
+    """("Deployment", "x") from ["deployment", "x"] or ["deployment/x"]."""
+    if "/" in positional[0]:
+        kind, name = positional[0].split("/", 1)
+    else:
+        kind, name = positional[0], positional[1]
+    return KINDS[kind.lower()], name
+
+
+def main(argv: list[str]) -> int:
+    directory = Path(os.environ["FAKE_KUBECTL_DIR"])
+    with (directory / "calls.jsonl").open("a") as log:
+        log.write(json.dumps(argv) + "\n")
+    if argv and argv[0] == "kustomize":
+        real = os.environ["FAKE_KUBECTL_REAL"]
+        os.execv(real, [real, *argv])
+    positional, flags = parse(argv)
+    cluster = Cluster(directory)
+    namespace = flags.get("--namespace", "default")
+    verb, rest = positional[0], positional[1:]
+
+    if verb == "apply":
+        # Started with `python -S` (fast): the YAML parser comes from the tests' virtualenv.
+        sys.path.append(os.environ["FAKE_KUBECTL_SITE"])
+        import yaml
+
+        source = Path(flags["--filename"])
+        applied = directory / "applied"
+        applied.mkdir(exist_ok=True)
+        shutil.copy(source, applied / f"{len(list(applied.iterdir())):03d}-{namespace}.yaml")
+        for document in yaml.safe_load_all(source.read_text()):
+            if not document:
+                continue
+            kind, name = document["kind"], document["metadata"]["name"]
+            own = document["metadata"].get("namespace", namespace)
+            if own != namespace:
+                return fail(f"error: the namespace from the provided object \"{own}\" does not "
+                            f"match the namespace \"{namespace}\". You must pass '--namespace={own}'")
+            key = cluster.key(kind, namespace, name)
+            entry = cluster.state.get(key)
+            live = entry["live"] if entry else {}
+            last = entry["last"] if entry else {}
+            cluster.put(kind, namespace, name, merge_patch(live, patch_between(last, document)))
+            cluster.state[key]["last"] = document
+            print(f"{kind.lower()}/{name} {'configured' if entry else 'created'}")
+        cluster.save()
+        return 0
+
+    if verb == "diff":
+        return 0
+
+    if verb == "get":
+        kind = KINDS[rest[0].lower()]
+        if kind in {"Pod", "Event"}:
+            print(f"No resources found in {namespace} namespace.")
+            return 0
+        obj = cluster.get(kind, namespace, rest[1])
+        if obj is None:
+            if flags.get("--ignore-not-found") == "true":
+                return 0
+            return fail(f'Error from server (NotFound): {rest[0]} "{rest[1]}" not found')
+        output = flags.get("--output", "")
+        if output == "json":
+            print(json.dumps(obj, indent=2))
+        elif output == "name":
+            print(f"{kind.lower()}/{rest[1]}")
+        else:
+            print(rest[1])
+        return 0
+
+    if verb in {"patch", "scale", "annotate", "set", "rollout"}:
+        if verb in {"set", "rollout"}:
+            action, rest = rest[0], rest[1:]
+        kind, name = resource(rest)
+        obj = cluster.get(kind, namespace, name)
+        if obj is None:
+            return fail(f'Error from server (NotFound): {kind.lower()}s "{name}" not found')
+        args = rest[1:] if "/" in rest[0] else rest[2:]
+        if verb == "patch":
+            assert flags.get("--type") == "merge", "the scripts send merge patches"
+            patch = json.loads(flags["--patch"])
+            wanted = patch.get("metadata", {}).get("resourceVersion")
+            if wanted and wanted != obj["metadata"]["resourceVersion"]:
+                return fail(f"Error from server (Conflict): Operation cannot be fulfilled on "
+                            f"{kind.lower()}s \"{name}\": the object has been modified")
+            patch.get("metadata", {}).pop("resourceVersion", None)
+            obj = merge_patch(obj, patch)
+        elif verb == "scale":
+            obj["spec"]["replicas"] = int(flags["--replicas"])
+        elif verb == "annotate":
+            annotations = obj["metadata"].setdefault("annotations", {})
+            for pair in args:
+                key, value = pair.split("=", 1)
+                if key in annotations and flags.get("--overwrite") != "true":
+                    return fail(f"error: --overwrite is false but found the annotation {key}")
+                annotations[key] = value
+        elif verb == "set":
+            assert action == "image", action
+            containers = obj["spec"]["template"]["spec"]["containers"]
+            for pair in args:
+                container, image = pair.split("=", 1)
+                matched = [c for c in containers if container in {"*", c["name"]}]
+                if not matched:
+                    return fail(f'error: unable to find container named "{container}"')
+                for item in matched:
+                    item["image"] = image
+        else:
+            assert action == "status", action
+            unhealthy = set(filter(None, os.environ.get("FAKE_KUBECTL_UNHEALTHY", "").split(",")))
+            images = {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
+            if obj["spec"].get("replicas", 1) > 0 and images & unhealthy:
+                return fail(f'error: deployment "{name}" exceeded its progress deadline')
+            print(f'deployment "{name}" successfully rolled out')
+            return 0
+        cluster.put(kind, namespace, name, obj)
+        cluster.save()
+        done = {"patch": "patched", "scale": "scaled", "annotate": "annotated", "set": "image updated"}
+        print(f"{kind.lower()}/{name} {done[verb]}")
+        return 0
+
+    return fail(f"fake kubectl: unsupported command {argv}")
+
+
+class FakeKubectl:
+    """Test-side handle: installs the fake as `kubectl` in a directory and reads what it did."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.bin = directory / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        real = shutil.which("kubectl")
+        if real is None:
+            raise RuntimeError("kubectl is not installed: the fake delegates `kustomize` to it")
+        launcher = self.bin / "kubectl"
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{Path(__file__).resolve()}" "$@"\n')
+        launcher.chmod(0o755)
+        import yaml
+
+        self.env = {
+            "FAKE_KUBECTL_SITE": str(Path(yaml.__file__).parent.parent),
+            "FAKE_KUBECTL_DIR": str(directory),
+            "FAKE_KUBECTL_REAL": real,
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+        }
+
+    def calls(self) -> list[list[str]]:
+        """Every call so far, as argv lists, and forget them (the next step starts clean)."""
+        path = self.directory / "calls.jsonl"
+        if not path.exists():
+            return []
+        calls = [json.loads(line) for line in path.read_text().splitlines()]
+        path.unlink()
+        return calls
+
+    def object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return Cluster(self.directory).get(kind, namespace, name)
+
+    def applied(self) -> list[Path]:
+        folder = self.directory / "applied"
+        return sorted(folder.iterdir()) if folder.exists() else []
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,98 @@
+"""A real Prometheus server for the tests, scraping local targets every second."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .procs import free_port
+
+Target = tuple[str, dict[str, str]]  # ("127.0.0.1:8000", {"app": ..., "track": ...})
+
+
+@dataclass
+class Prometheus:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    url: str
+
+    @classmethod
+    def start(cls, targets: list[Target], scrape_interval: str = "1s") -> Prometheus:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError(
+                "prometheus is not installed: `apt-get install prometheus` "
+                "(or run `make deps`, which installs what the tests need)"
+            )
+        workdir = Path(tempfile.mkdtemp(prefix="playbook-prom-"))
+        config = {
+            "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval},
+            "scrape_configs": [
+                {
+                    "job_name": "services",
+                    "static_configs": [
+                        {"targets": [address], "labels": labels} for address, labels in targets
+                    ],
+                }
+            ],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        log = (workdir / "prometheus.log").open("wb")
+        process = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        server = cls(process=process, workdir=workdir, url=f"http://127.0.0.1:{port}")
+        server._wait_ready()
+        return server
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"prometheus not ready after {timeout}s: {self.log()}")
+
+    def log(self) -> str:
+        return (self.workdir / "prometheus.log").read_text(errors="replace")[-4000:]
+
+    def query(self, promql: str) -> list[dict[str, object]]:
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            result: list[dict[str, object]] = json.load(answer)["data"]["result"]
+            return result
+
+    def wait_for_targets_up(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len([s for s in self.query("up == 1")]) >= count:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"fewer than {count} targets up after {timeout}s: {self.query('up')}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)

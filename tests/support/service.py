@@ -1,0 +1,63 @@
+"""Run a generated project's service for real: `python -m <package>` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from .procs import free_port
+from .project import project_env
+
+
+def package_of(project: Path) -> str:
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return str(answers["package_name"])
+
+
+@contextmanager
+def running_service(project: Path, timeout: float = 60, **env: str) -> Iterator[str]:
+    """Start the service from the project's virtualenv; yield its base URL; stop it."""
+    port = free_port()
+    base = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    environment = {
+        **base, **project_env(project), "HOST": "127.0.0.1", "PORT": str(port),
+        "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", **env,
+    }
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [str(project / ".venv" / "bin" / "python"), "-m", package_of(project)],
+        cwd=project, env=environment, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(
+                    f"the service did not start (exit {process.poll()}):\n"
+                    + log.read().decode(errors="replace")[-4000:]
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

@@ -1,0 +1,911 @@
+"""scripts-ci/ does its job against real things.
+
+- smoke, sanity and performance tests against the generated service running on 127.0.0.1;
+- golden-signal and canary checks against a real Prometheus scraping real exporters;
+- backup -> failed migration -> restore against a real PostgreSQL;
+- notify-oncall against a local webhook receiver;
+- deploy, canary and rollback against a recording `kubectl` (no cluster can run here),
+  with manifests rendered by the real Kustomize and validated offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import Render
+from .support.fake_kubectl import FakeKubectl
+from .support.postgres import Postgres
+from .support.procs import free_port, run
+from .support.project import SERVICE_TYPES, project_env, render
+from .support.prometheus import Prometheus
+from .support.service import running_service
+
+Bootstrapped = Callable[..., Path]
+HERE = Path(__file__).parent
+DEPLOY_FIXTURE = HERE / "fixtures" / "deploy"
+VENV_BIN = Path(sys.executable).parent
+
+SCRIPTS = [
+    "deploy/deploy-to-staging.sh",
+    "deploy/canary-deploy.sh",
+    "deploy/rollback-deployment.sh",
+    "test/smoke-test.sh",
+    "test/sanity-test.sh",
+    "test/performance-test.sh",
+    "monitoring/check-canary-health.sh",
+    "monitoring/check-golden-signals.sh",
+    "db/backup-db.sh",
+    "db/restore-db.sh",
+    "alerts/notify-oncall.sh",
+]
+# Variables a developer's shell or a CI runner (GitLab's CI_*) may carry that would change
+# what the scripts do: blanked for every run (the scripts treat empty as unset).
+SCRIPT_VARIABLES = {
+    "IMAGE", "SERVICE_URL", "STAGING_URL", "PRODUCTION_URL", "SMOKE_PATH", "K8S_NAMESPACE",
+    "KUBE_CONTEXT", "DATABASE_URL", "STAGING_DATABASE_URL", "PRODUCTION_DATABASE_URL",
+    "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT",
+}
+SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_")
+
+
+def script(
+    project: Path, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run scripts-ci/<name> from the project root as CI does; never raises on failure."""
+    clean = {key: "" for key in SCRIPT_VARIABLES}
+    clean |= {key: "" for key in os.environ if key.startswith(SCRIPT_PREFIXES)}
+    return run(
+        [str(project / "scripts-ci" / name), *args],
+        cwd=project, env={**clean, **(env or {})}, check=False, timeout=timeout,
+    )
+
+
+def explain(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {result.returncode}:\n{result.stdout[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def rendered(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rendered microservice (defaults), enough for scripts that need no virtualenv."""
+    return render(copier_template, tmp_path_factory.mktemp("rendered") / "project", {})
+
+
+@pytest.fixture(scope="module")
+def plain(bootstrapped: Bootstrapped) -> Path:
+    """A bootstrapped microservice without a database."""
+    return bootstrapped(service_type="microservice", use_database=False)
+
+
+@pytest.fixture(scope="module")
+def with_db(bootstrapped: Bootstrapped) -> Path:
+    """A bootstrapped microservice with PostgreSQL and the /items resource."""
+    return bootstrapped(service_type="microservice", use_database=True)
+
+
+def migrated_database(postgres: Postgres, project: Path, name: str) -> str:
+    url = postgres.create_database(name)
+    run([str(project / ".venv" / "bin" / "alembic"), "upgrade", "head"], cwd=project,
+        env=project_env(project, DATABASE_URL=url))
+    return url
+
+
+@pytest.fixture(scope="module")
+def plain_service(plain: Path) -> Iterator[str]:
+    with running_service(plain) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db_service(with_db: Path, postgres: Postgres) -> Iterator[str]:
+    url = migrated_database(postgres, with_db, "scripts_ci_service")
+    with running_service(with_db, DATABASE_URL=url) as base_url:
+        yield base_url
+
+
+# ----------------------------------------------------------------- every script, every type
+
+
+@pytest.mark.parametrize("service_type", SERVICE_TYPES)
+def test_scripts_are_shellcheck_clean_and_executable(render_project: Render, service_type: str) -> None:
+    project = render_project(service_type=service_type, use_database=True)
+    shell_files = sorted(str(path) for path in project.glob("scripts-ci/**/*.sh"))
+    assert len(shell_files) >= len(SCRIPTS)
+    # The generated Makefile's command, with the template's own shellcheck binary.
+    run([str(VENV_BIN / "shellcheck"), "--external-sources", *shell_files], cwd=project)
+    for name in SCRIPTS:
+        assert os.access(project / "scripts-ci" / name, os.X_OK), f"{name} is not executable"
+
+
+def test_every_script_has_help_and_a_readme_section(rendered: Path) -> None:
+    project = rendered
+    readme = (project / "scripts-ci" / "README.md").read_text()
+    for name in SCRIPTS:
+        result = script(project, name, "--help")
+        assert result.returncode == 0, explain(result)
+        help_text = result.stdout
+        assert help_text.startswith(f"Usage: scripts-ci/{name}"), help_text[:200]
+        for part in ("Exit codes:", "Example:"):
+            assert part in help_text, f"{name} --help lacks {part!r}"
+        assert f"\n## {name}\n" in readme, f"README.md has no section for {name}"
+        assert f"`{name}" in readme, f"README.md's table does not list {name}"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "env", "message"),
+    [
+        ("test/smoke-test.sh", ["--bogus"], {}, "unknown argument '--bogus'"),
+        ("test/smoke-test.sh", ["--env", "qa"], {}, "unknown environment 'qa'"),
+        ("test/performance-test.sh", ["--duration", "5x"], {}, "invalid duration '5x'"),
+        ("deploy/canary-deploy.sh", ["--percent", "0"], {}, "--percent must be a whole number from 1 to 100"),
+        ("deploy/canary-deploy.sh", [], {}, "--percent is required"),
+        ("deploy/deploy-to-staging.sh", [], {}, "no image to deploy"),
+        ("monitoring/check-golden-signals.sh", [], {}, "PROMETHEUS_URL is not set"),
+        ("monitoring/check-canary-health.sh", [], {"PROMETHEUS_URL": "ftp://x"}, "must be an http(s) URL"),
+        ("db/backup-db.sh", ["staging"], {}, "set STAGING_DATABASE_URL (or DATABASE_URL)"),
+        ("db/restore-db.sh", [], {}, "which environment?"),
+        ("alerts/notify-oncall.sh", [], {}, "ONCALL_WEBHOOK_URL is not set"),
+        ("alerts/notify-oncall.sh", ["--format", "fax"], {}, "unknown format 'fax'"),
+    ],
+)
+def test_wrong_usage_or_missing_configuration_exits_2_and_says_why(
+    rendered: Path, name: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = script(rendered, name, *args, env=env)
+    assert result.returncode == 2, explain(result)
+    assert message in result.stdout
+
+
+@pytest.mark.slow
+def test_golden_signals_module_is_typed_and_linted_by_the_project(plain: Path) -> None:
+    module = "scripts-ci/monitoring/golden_signals.py"
+    env = project_env(plain)
+    run(["uv", "run", "--no-sync", "mypy", "--strict", module], cwd=plain, env=env)
+    run(["uv", "run", "--no-sync", "ruff", "check", module], cwd=plain, env=env)
+    run(["uv", "run", "--no-sync", "black", "--check", module], cwd=plain, env=env)
+
+
+# ----------------------------------------------------------------- smoke, sanity, performance
+
+
+@pytest.mark.slow
+def test_smoke_passes_against_the_running_service(
+    plain: Path, plain_service: str, with_db: Path, db_service: str
+) -> None:
+    for project, url in ((plain, plain_service), (with_db, db_service)):
+        result = script(project, "test/smoke-test.sh", "--env", "staging", "--timeout", "20",
+                        env={"SERVICE_URL": url})
+        assert result.returncode == 0, explain(result)
+        for check in ("ok   liveness: GET /healthz -> 200", "ok   readiness: GET /readyz -> 200",
+                      "ok   endpoint: GET "):
+            assert check in result.stdout
+    assert "GET /items?limit=1 -> 200" in result.stdout  # the database-backed endpoint
+
+
+@pytest.mark.slow
+def test_smoke_fails_when_the_service_is_down(plain: Path) -> None:
+    start = time.monotonic()
+    result = script(plain, "test/smoke-test.sh", "--timeout", "3",
+                    env={"SERVICE_URL": f"http://127.0.0.1:{free_port()}", "SMOKE_INTERVAL": "1"})
+    assert result.returncode == 1, explain(result)
+    assert "FAIL liveness: GET /healthz did not pass within 3s" in result.stdout
+    assert "HTTP 000 curl: (7)" in result.stdout  # curl's own reason: connection refused
+    assert time.monotonic() - start < 15
+
+
+@pytest.mark.slow
+def test_smoke_fails_when_the_service_is_unhealthy(with_db: Path) -> None:
+    """Up but not ready: its database is unreachable, /readyz answers 503."""
+    dead_database = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    with running_service(with_db, DATABASE_URL=dead_database) as url:
+        result = script(with_db, "test/smoke-test.sh", "--env", "production", "--timeout", "3",
+                        env={"SERVICE_URL": url, "SMOKE_INTERVAL": "1"})
+    assert result.returncode == 1, explain(result)
+    assert "ok   liveness" in result.stdout
+    assert "FAIL readiness: GET /readyz did not pass within 3s" in result.stdout
+    assert 'HTTP 503 {"status":"unavailable","checks":{"database":"error: OperationalError"}}' in result.stdout
+
+
+@pytest.mark.slow
+def test_sanity_exercises_the_microservice_use_case(
+    plain: Path, plain_service: str, with_db: Path, db_service: str, postgres: Postgres
+) -> None:
+    result = script(plain, "test/sanity-test.sh", env={"SERVICE_URL": plain_service})
+    assert result.returncode == 0, explain(result)
+    assert "ok   metrics count the calls just made" in result.stdout
+
+    result = script(with_db, "test/sanity-test.sh", "--env", "staging", env={"SERVICE_URL": db_service})
+    assert result.returncode == 0, explain(result)
+    for step in ("create an item: POST /items -> 201", "read it back: GET /items/",
+                 "refuse a duplicate name: POST /items -> 409",
+                 "unknown item is not found: GET /items/0 -> 404",
+                 "reject an invalid item: POST /items -> 422"):
+        assert f"ok   {step}" in result.stdout
+    created = postgres.psql("SELECT count(*) FROM items WHERE name LIKE 'sanity-test %'",
+                            "scripts_ci_service")
+    assert int(created) >= 1
+
+
+@pytest.mark.slow
+def test_sanity_fails_when_the_use_case_is_broken(with_db: Path, plain_service: str) -> None:
+    """The database service's steps against a service without /items: the first step fails."""
+    result = script(with_db, "test/sanity-test.sh", env={"SERVICE_URL": plain_service})
+    assert result.returncode == 1, explain(result)
+    assert "FAIL create an item: POST /items -> HTTP 404, expected 201" in result.stdout
+
+
+@pytest.mark.slow
+def test_performance_run_passes_and_keeps_a_report(
+    with_db: Path, db_service: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "reports" / "performance-report.json"
+    result = script(with_db, "test/performance-test.sh", "--duration", "5s", "--report", str(report),
+                    env={"SERVICE_URL": db_service, "PERF_CONNECTIONS": "4",
+                         "PERF_MAX_P95_MS": "2000"})  # generous: CI machines are noisy
+    assert result.returncode == 0, explain(result)
+    assert "performance test passed" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is True
+    assert data["duration"] == "5s"
+    assert data["paths"] == ["/items?limit=20", "/healthz"]
+    assert data["results"]["requests"] > 50
+    assert data["results"]["error_rate"] == 0
+    assert 0 < data["results"]["latency_ms"]["p95"] <= 2000
+    assert data["thresholds"] == {"p95_ms": 2000, "error_rate": 0.01}
+    assert [check["name"] for check in data["checks"]] == [
+        "completed requests", "p95 latency ms", "error rate"]
+    # GitLab's load-performance report fields, for the MR widget.
+    assert data["metrics"]["http_req_waiting"]["p(95)"] == data["results"]["latency_ms"]["p95"]
+    assert data["metrics"]["checks"]["fails"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("env", "failed"),
+    [
+        ({"PERF_MAX_P95_MS": "0.001"}, "p95 latency ms"),
+        ({"PERF_PATHS": "/no-such-route"}, "error rate 1 (limit <= 0.01)"),
+    ],
+    ids=["p95-latency", "error-rate"],
+)
+def test_performance_run_fails_on_its_thresholds(
+    plain: Path, plain_service: str, tmp_path: Path, env: dict[str, str], failed: str
+) -> None:
+    report = tmp_path / "performance-report.json"
+    result = script(plain, "test/performance-test.sh", "--duration", "2s", "--report", str(report),
+                    env={"SERVICE_URL": plain_service, "PERF_CONNECTIONS": "2", **env})
+    assert result.returncode == 1, explain(result)
+    assert re.search(rf"FAILED: .*{re.escape(failed)}", result.stdout), result.stdout[-2000:]
+    assert json.loads(report.read_text())["passed"] is False
+
+
+# ----------------------------------------------------------------- Prometheus: golden signals
+
+NAMESPACE = "my-service-production"
+
+
+@dataclass
+class Monitoring:
+    prometheus: Prometheus
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def monitoring(plain: Path) -> Iterator[Monitoring]:
+    """Prometheus scraping the real service (stable) and exporters with injected faults.
+
+    Targets, labelled like pods after the documented relabeling (app, track, namespace):
+    the generated service as stable, a healthy canary, a canary answering 5xx to one
+    request in three, a canary answering in 0.6 s, and a canary nobody calls.
+    """
+    ports = {name: free_port() for name in ("ok", "errors", "slow", "idle")}
+    exporters = subprocess.Popen(
+        [sys.executable, str(HERE / "support" / "fake_service.py"),
+         *[f"--listen={port}:{'ok' if name == 'idle' else name}" for name, port in ports.items()]],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert exporters.stdout is not None and exporters.stdout.readline().strip() == "ready"
+    with running_service(plain) as stable:
+        def labels(app: str, track: str) -> dict[str, str]:
+            return {"app": app, "track": track, "namespace": NAMESPACE}
+
+        prometheus = Prometheus.start([
+            (stable.removeprefix("http://"), labels("my-service", "stable")),
+            (f"127.0.0.1:{ports['ok']}", labels("my-service", "canary")),
+            (f"127.0.0.1:{ports['errors']}", labels("faulty-errors", "canary")),
+            (f"127.0.0.1:{ports['slow']}", labels("faulty-slow", "canary")),
+            (f"127.0.0.1:{ports['idle']}", labels("idle", "canary")),
+        ])
+        try:
+            prometheus.wait_for_targets_up(5)
+            # Real HTTP traffic for a few seconds: the service's API and each exporter.
+            urls = [f"{stable}/openapi.json", f"{stable}/openapi.json",
+                    f"http://127.0.0.1:{ports['ok']}/work", f"http://127.0.0.1:{ports['errors']}/work"]
+            urls += [f"http://127.0.0.1:{ports['slow']}/work"] * 3
+            stop = time.monotonic() + 8
+
+            def call(url: str) -> None:
+                while time.monotonic() < stop:
+                    try:
+                        with urllib.request.urlopen(url, timeout=5) as answer:
+                            answer.read()
+                    except OSError:
+                        pass  # the injected 500s
+                    time.sleep(0.03)
+
+            workers = [threading.Thread(target=call, args=(url,)) for url in urls]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            time.sleep(2)  # two more scrapes after the last request
+            yield Monitoring(prometheus, {
+                "PROMETHEUS_URL": prometheus.url, "GS_WINDOW": "3m", "GS_MIN_REQUESTS": "20",
+            })
+        finally:
+            prometheus.stop()
+            exporters.terminate()
+            exporters.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_golden_signals_pass_for_a_healthy_service(plain: Path, monitoring: Monitoring) -> None:
+    report = monitoring.prometheus.workdir / "golden.json"
+    result = script(plain, "monitoring/check-golden-signals.sh", "--report", str(report),
+                    env=monitoring.env)
+    assert result.returncode == 0, explain(result)
+    # The default selector: the service's app label in the production namespace.
+    assert f'service: {{app="my-service",namespace="{NAMESPACE}"}}' in result.stdout
+    for row in ("traffic (requests)", "latency p50", "latency p95", "latency p99", "errors 5xx",
+                "errors 4xx", "saturation cpu", "saturation memory"):
+        assert re.search(rf"^{re.escape(row)} .* ok$", result.stdout, re.M), row
+    assert "RESULT: PASS" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is True
+    assert data["measurements"]["service"]["requests"] > 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("app", "code", "failed"),
+    [
+        ("faulty-errors", 1, "errors 5xx: service 3"),  # one request in three: 33 %
+        ("faulty-slow", 1, "latency p95: service"),
+        ("idle", 4, "traffic: service had 0 requests in the window"),
+    ],
+    ids=["5xx", "latency", "no-traffic"],
+)
+def test_golden_signals_fail_naming_the_signal(
+    plain: Path, monitoring: Monitoring, app: str, code: int, failed: str
+) -> None:
+    result = script(plain, "monitoring/check-golden-signals.sh",
+                    env={**monitoring.env, "PROM_SELECTOR": f'app="{app}"'})
+    assert result.returncode == code, explain(result)
+    assert f"FAIL {failed}" in result.stdout
+    assert "RESULT: FAIL (" in result.stdout
+
+
+@pytest.mark.slow
+def test_canary_health_passes_for_a_healthy_canary(plain: Path, monitoring: Monitoring) -> None:
+    result = script(plain, "monitoring/check-canary-health.sh", env=monitoring.env)
+    assert result.returncode == 0, explain(result)
+    assert re.search(r"^SIGNAL +STABLE +CANARY +LIMIT +RESULT$", result.stdout, re.M)
+    assert f'canary: {{app="my-service",namespace="{NAMESPACE}",track="canary"}}' in result.stdout
+    assert "RESULT: PASS" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("app", "code", "failed"),
+    [
+        ("faulty-errors", 1, "errors 5xx: canary 3"),
+        ("faulty-slow", 1, "latency p95: canary"),
+        ("idle", 4, "traffic: canary had 0 requests in the window"),
+    ],
+    ids=["5xx", "latency", "no-traffic"],
+)
+def test_canary_health_fails_naming_the_signal(
+    plain: Path, monitoring: Monitoring, app: str, code: int, failed: str
+) -> None:
+    result = script(plain, "monitoring/check-canary-health.sh",
+                    env={**monitoring.env, "PROM_SELECTOR_CANARY": f'app="{app}"'})
+    assert result.returncode == code, explain(result)
+    assert f"FAIL {failed}" in result.stdout
+    if app == "faulty-slow":  # also worse than stable, not only above the absolute limit
+        assert re.search(r"latency p50: canary .*\(stable x CANARY_MAX_LATENCY_RATIO", result.stdout)
+
+
+@pytest.mark.slow
+def test_monitoring_reports_an_unreachable_prometheus_and_an_unknown_selector(
+    plain: Path, monitoring: Monitoring
+) -> None:
+    result = script(plain, "monitoring/check-golden-signals.sh",
+                    env={**monitoring.env, "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.returncode == 5, explain(result)
+    assert "cannot reach Prometheus" in result.stdout
+    result = script(plain, "monitoring/check-golden-signals.sh",
+                    env={**monitoring.env, "PROM_SELECTOR": 'app="no-such-service"'})
+    assert result.returncode == 4, explain(result)
+    assert 'no scrape target is up for {app="no-such-service"}' in result.stdout
+
+
+@pytest.mark.slow
+def test_failed_canary_health_check_leads_to_rollback(
+    cluster: Cluster, monitoring: Monitoring
+) -> None:
+    """The canary job as the pipeline runs it, with a canary that answers 5xx in Prometheus.
+
+    (Kubernetes through the recording kubectl of the section below.)"""
+    released(cluster, V1)
+    job = (
+        "scripts-ci/deploy/canary-deploy.sh --percent 5"
+        " && scripts-ci/monitoring/check-canary-health.sh"
+        " || { scripts-ci/deploy/rollback-deployment.sh --immediate; exit 1; }"
+    )
+    env = {**cluster.env, **monitoring.env, "IMAGE": V2, "PROM_SELECTOR_CANARY": 'app="faulty-errors"'}
+    result = run(["bash", "-c", job], cwd=cluster.project, env=env, check=False)
+    assert result.returncode == 1, explain(result)
+    assert "FAIL errors 5xx: canary" in result.stdout
+    assert cluster.weights() == (100, 0)
+    assert cluster.deployment("my-service-canary")["spec"]["replicas"] == 0
+    assert cluster.image("my-service") == V1
+
+
+# ----------------------------------------------------------------- PostgreSQL: backup, restore
+
+FAILING_MIGRATION = '''"""A migration that fails half-way, after changes that no transaction can take back."""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute("DELETE FROM items")
+        op.execute("ALTER TABLE items DROP COLUMN description")
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    raise NotImplementedError
+'''
+
+
+@pytest.mark.slow
+def test_backup_then_failed_migration_then_restore_brings_every_row_back(
+    with_db: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    database = "backup_restore"
+    url = migrated_database(postgres, with_db, database)
+    postgres.psql(
+        "INSERT INTO items (name, description) SELECT 'item ' || n, "
+        "'row ' || n || E' with \\'quotes\\', ünïcode and\\na newline' FROM generate_series(1, 40) n",
+        database,
+    )
+    rows = "SELECT id, name, description, created_at FROM items ORDER BY id"
+    before = postgres.psql(rows, database)
+    assert postgres.psql("SELECT count(*) FROM items", database) == "40"
+    env = {"STAGING_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://"),
+           "BACKUP_DIR": str(tmp_path / "backups")}
+
+    # No backup yet: restore refuses and touches nothing.
+    refused = script(with_db, "db/restore-db.sh", "staging", env=env)
+    assert refused.returncode == 4, explain(refused)
+    assert "refusing to restore staging: no backup" in refused.stdout
+    assert postgres.psql(rows, database) == before
+
+    backup = script(with_db, "db/backup-db.sh", "staging", env=env)
+    assert backup.returncode == 0, explain(backup)
+    dump = Path(backup.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(r"staging-\d{8}T\d{6}Z\.dump", dump.name), dump.name
+    assert dump.parent == tmp_path / "backups"
+    assert "backup verified" in backup.stdout and "2 tables with data" in backup.stdout
+    assert (dump.parent / f"{dump.name}.sha256").exists()
+    assert "secret" not in backup.stdout
+
+    # A migration that deletes the rows and drops a column, then fails.
+    migrations = tmp_path / "migrations"
+    shutil.copytree(with_db / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions" / "0002_breaks_things.py").write_text(FAILING_MIGRATION)
+    ini = (with_db / "alembic.ini").read_text().replace("%(here)s/migrations", str(migrations))
+    (tmp_path / "alembic.ini").write_text(ini)
+    migration = run([str(with_db / ".venv" / "bin" / "alembic"), "-c", str(tmp_path / "alembic.ini"),
+                     "upgrade", "head"], cwd=with_db, env=project_env(with_db, DATABASE_URL=url),
+                    check=False)
+    assert migration.returncode != 0 and "division by zero" in migration.stdout
+    assert postgres.psql("SELECT count(*) FROM items", database) == "0"
+
+    restore = script(with_db, "db/restore-db.sh", "staging", env=env)
+    assert restore.returncode == 0, explain(restore)
+    assert f"restored staging from {dump}" in restore.stdout
+    assert postgres.psql(rows, database) == before
+    assert postgres.psql("SELECT version_num FROM alembic_version", database) == "0001"
+    # The id sequence came back too: a new row does not collide with restored ones.
+    new_id = postgres.psql("INSERT INTO items (name) VALUES ('after restore') RETURNING id", database)
+    assert int(new_id.splitlines()[0]) > 40
+
+
+@pytest.mark.slow
+def test_restore_refuses_a_damaged_backup(with_db: Path, postgres: Postgres, tmp_path: Path) -> None:
+    url = postgres.create_database("damaged_backup")
+    postgres.psql("CREATE TABLE numbers AS SELECT generate_series(1, 1000) AS n", "damaged_backup")
+    env = {"PRODUCTION_DATABASE_URL": url, "BACKUP_DIR": str(tmp_path)}
+    backup = script(with_db, "db/backup-db.sh", "prod", env=env)
+    assert backup.returncode == 0, explain(backup)
+    dump = Path(backup.stdout.strip().splitlines()[-1])
+    assert dump.name.startswith("production-")
+    with dump.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"garbage")
+    result = script(with_db, "db/restore-db.sh", "production", env=env)
+    assert result.returncode == 1, explain(result)
+    assert "does not match its checksum" in result.stdout
+    assert postgres.psql("SELECT count(*) FROM numbers", "damaged_backup") == "1000"
+
+
+# ----------------------------------------------------------------- on-call webhook
+
+
+@dataclass
+class Receiver:
+    url: str
+    requests: list[dict[str, Any]]
+    answers: list[int]  # status codes to answer, in order; 200 once they run out
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    requests: list[dict[str, Any]] = []
+    answers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status = answers.pop(0) if answers else 200
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"ok" if status == 200 else b"try again later")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Receiver(f"http://127.0.0.1:{server.server_port}/hooks/T000/secret", requests, answers)
+    server.shutdown()
+
+
+CI_VARIABLES = {
+    "CI_PIPELINE_URL": "https://gitlab.example.com/acme/my-service/-/pipelines/4242",
+    "CI_JOB_URL": "https://gitlab.example.com/acme/my-service/-/jobs/777",
+    "CI_JOB_NAME": "post_deploy", "CI_PIPELINE_ID": "4242", "CI_ENVIRONMENT_NAME": "production",
+    "CI_COMMIT_SHORT_SHA": "3f2c1a9", "CI_COMMIT_REF_NAME": "main",
+}
+
+
+def test_notify_oncall_posts_the_incident_with_its_links(rendered: Path, receiver: Receiver) -> None:
+    project = rendered
+    result = script(project, "alerts/notify-oncall.sh", "--reason", "golden signals failed: errors 5xx",
+                    env={"ONCALL_WEBHOOK_URL": receiver.url, **CI_VARIABLES})
+    assert result.returncode == 0, explain(result)
+    assert "on-call notified (HTTP 200)" in result.stdout
+    assert "secret" not in result.stdout  # the webhook URL is a credential: never logged
+    [request] = receiver.requests
+    assert request["path"] == "/hooks/T000/secret"
+    assert request["headers"]["Content-Type"] == "application/json"
+    message = json.loads(request["body"])
+    assert message | {"timestamp": "-"} == {
+        "event": "incident", "service": "my-service", "environment": "production",
+        "severity": "critical", "reason": "golden signals failed: errors 5xx",
+        "summary": "[critical] my-service in production: golden signals failed: errors 5xx",
+        "pipeline_url": CI_VARIABLES["CI_PIPELINE_URL"], "job_url": CI_VARIABLES["CI_JOB_URL"],
+        "job": "post_deploy", "commit": "3f2c1a9", "ref": "main", "project": "",
+        "triggered_by": "", "runbook_url": "", "timestamp": "-",
+    }
+
+
+def test_notify_oncall_retries_until_the_receiver_takes_it(rendered: Path, receiver: Receiver) -> None:
+    project = rendered
+    receiver.answers.extend([503, 500])
+    result = script(project, "alerts/notify-oncall.sh", "--format", "slack",
+                    env={"ONCALL_WEBHOOK_URL": receiver.url, **CI_VARIABLES})
+    assert result.returncode == 0, explain(result)
+    assert len(receiver.requests) == 3
+    assert len({request["body"] for request in receiver.requests}) == 1  # the same message
+    assert "Will retry in 1 seconds" in result.stdout and "Will retry in 2 seconds" in result.stdout
+    slack = json.loads(receiver.requests[-1]["body"])
+    assert slack["text"] == "[critical] my-service in production: job post_deploy of pipeline 4242 failed"
+    links = slack["blocks"][-1]["text"]["text"]
+    assert f"<{CI_VARIABLES['CI_PIPELINE_URL']}|Pipeline>" in links
+    assert f"<{CI_VARIABLES['CI_JOB_URL']}|Job>" in links
+
+
+def test_notify_oncall_does_not_retry_a_rejected_message(rendered: Path, receiver: Receiver) -> None:
+    project = rendered
+    receiver.answers.extend([404] * 5)
+    result = script(project, "alerts/notify-oncall.sh", env={"ONCALL_WEBHOOK_URL": receiver.url})
+    assert result.returncode == 1, explain(result)
+    assert len(receiver.requests) == 1
+    assert "on-call NOT notified: the webhook answered HTTP 404" in result.stdout
+
+
+# ----------------------------------------------------------------- Kubernetes: recording kubectl
+
+V1 = "registry.example.com/acme/my-service:1111111"
+V2 = "registry.example.com/acme/my-service:2222222"
+BAD = "registry.example.com/acme/my-service:badbad0"
+CHANGES = {"apply", "patch", "scale", "annotate", "set"}
+
+
+@dataclass
+class Cluster:
+    project: Path
+    kubectl: FakeKubectl
+    env: dict[str, str]
+
+    def run(self, name: str, *args: str, image: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return script(self.project, name, *args, env={**self.env, "IMAGE": image, **env})
+
+    def changes(self) -> list[str]:
+        """The changing kubectl calls since the last look, as command lines (`-f <manifests>`)."""
+        return [line for line in self.calls() if line.split()[0] in CHANGES]
+
+    def calls(self) -> list[str]:
+        """Every kubectl call since the last look; the rendered file shows as `<manifests>`."""
+        lines = []
+        for call in self.kubectl.calls():
+            call = ["<manifests>" if i and call[i - 1] == "-f" else arg for i, arg in enumerate(call)]
+            lines.append(" ".join(call))
+        return lines
+
+    def weights(self) -> tuple[int, int]:
+        route = self.kubectl.object("HTTPRoute", NAMESPACE, "my-service")
+        assert route is not None
+        refs = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+        return refs["my-service"], refs["my-service-canary"]
+
+    def deployment(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        found = self.kubectl.object("Deployment", namespace, name)
+        assert found is not None, f"no Deployment {name}"
+        return found
+
+    def image(self, name: str) -> str:
+        return str(self.deployment(name)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+@pytest.fixture
+def cluster(rendered: Path, tmp_path: Path) -> Cluster:
+    """An empty fake cluster and a copy of the manifests (the project's own deploy/ when it
+    has one, else the test fixture that follows the same contract)."""
+    source = rendered / "deploy" if (rendered / "deploy").is_dir() else DEPLOY_FIXTURE
+    deploy = tmp_path / "deploy"
+    shutil.copytree(source, deploy)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    return Cluster(rendered, kubectl, {**kubectl.env, "DEPLOY_DIR": str(deploy)})
+
+
+def released(cluster: Cluster, image: str = V1) -> None:
+    """The state after a first production release of `image`."""
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=image)
+    assert result.returncode == 0, explain(result)
+    cluster.kubectl.calls()
+
+
+def test_staging_deploy_applies_the_overlay_and_waits_for_the_rollout(cluster: Cluster) -> None:
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V1)
+    assert result.returncode == 0, explain(result)
+    staging = "--namespace my-service-staging"
+    calls = cluster.calls()
+    assert calls[0].startswith("kustomize ")  # rendered by the real Kustomize
+    assert calls[-2:] == [
+        f"apply {staging} -f <manifests>",
+        f"rollout status deployment/my-service {staging} --timeout 300s",
+    ]
+    staged = cluster.deployment("my-service", "my-service-staging")
+    assert staged["spec"]["template"]["spec"]["containers"][0]["image"] == V1
+    assert "my-service-staging" in result.stdout and "first deploy" in result.stdout
+
+    # The next deploy remembers what ran before, for the rollback.
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V2, ROLLOUT_TIMEOUT="60s")
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [
+        f"annotate deployment my-service {staging} --overwrite scripts-ci/previous-image={V1}",
+        f"apply {staging} -f <manifests>",
+    ]
+
+
+def test_canary_steps_shift_traffic_and_promotion_makes_the_canary_stable(cluster: Cluster) -> None:
+    prod = f"--namespace {NAMESPACE}"
+    # No stable release yet: a canary has nothing to be compared with.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V1)
+    assert result.returncode == 2, explain(result)
+    assert "the first production release goes straight to --percent 100" in result.stdout
+    assert cluster.changes() == []
+
+    released(cluster, V1)
+    assert cluster.weights() == (100, 0)
+    assert cluster.image("my-service") == V1
+
+    for percent in (5, 25, 50):
+        result = cluster.run("deploy/canary-deploy.sh", "--percent", str(percent), image=V2)
+        assert result.returncode == 0, explain(result)
+        calls = cluster.calls()
+        changes = [line for line in calls if line.split()[0] in CHANGES]
+        assert changes[0] == f"apply {prod} -f <manifests>"
+        assert changes[1].startswith(f"patch httproute my-service {prod} --type merge -p ")
+        assert len(changes) == 2
+        patch = json.loads(changes[1].split(" -p ", 1)[1])
+        assert patch["metadata"]["resourceVersion"]  # optimistic concurrency
+        assert [ref["weight"] for ref in patch["spec"]["rules"][0]["backendRefs"]] == [100 - percent, percent]
+        # The canary is ready before it gets traffic.
+        rollout = calls.index(f"rollout status deployment/my-service-canary {prod} --timeout 300s")
+        assert rollout < calls.index(changes[1])
+        assert cluster.weights() == (100 - percent, percent)
+        assert cluster.image("my-service-canary") == V2
+        assert cluster.image("my-service") == V1  # stable untouched
+        assert f"traffic: stable {100 - percent}% / canary {percent}%" in result.stdout
+
+    # The same step again changes nothing but re-applying the same manifests.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "50", image=V2)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [f"apply {prod} -f <manifests>"]
+
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=V2)
+    assert result.returncode == 0, explain(result)
+    changes = cluster.changes()
+    assert changes[:2] == [
+        f"annotate deployment my-service {prod} --overwrite scripts-ci/previous-image={V1}",
+        f"apply {prod} -f <manifests>",
+    ]
+    assert changes[2].startswith("patch httproute my-service")
+    assert changes[3:] == [f"scale deployment my-service-canary {prod} --replicas 0"]
+    assert cluster.weights() == (100, 0)
+    assert cluster.image("my-service") == V2
+    assert cluster.deployment("my-service")["spec"]["replicas"] > 0
+    assert cluster.deployment("my-service-canary")["spec"]["replicas"] == 0
+
+    # The next release's first step brings the canary back up.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V1)
+    assert result.returncode == 0, explain(result)
+    assert f"scale deployment my-service-canary {prod} --replicas 1" in cluster.changes()
+    assert cluster.weights() == (95, 5)
+
+
+def test_canary_that_never_gets_ready_is_rolled_back(cluster: Cluster) -> None:
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=BAD,
+                         FAKE_KUBECTL_UNHEALTHY=BAD)
+    assert result.returncode == 1, explain(result)
+    assert f"the canary {BAD} did not become ready" in result.stdout
+    assert "rolling back automatically" in result.stdout
+    assert cluster.weights() == (100, 0)  # never got traffic
+    assert cluster.deployment("my-service-canary")["spec"]["replicas"] == 0
+    assert cluster.image("my-service") == V1
+
+
+def test_promotion_that_never_gets_ready_goes_back_to_the_previous_image(cluster: Cluster) -> None:
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=BAD,
+                         FAKE_KUBECTL_UNHEALTHY=BAD)
+    assert result.returncode == 1, explain(result)
+    assert f"stable: {BAD} -> {V1}" in result.stdout
+    assert cluster.image("my-service") == V1
+
+
+def test_rollback_after_promotion_restores_the_previous_version_and_is_idempotent(
+    cluster: Cluster,
+) -> None:
+    prod = f"--namespace {NAMESPACE}"
+    released(cluster, V1)
+    for percent in ("50", "100"):
+        assert cluster.run("deploy/canary-deploy.sh", "--percent", percent, image=V2).returncode == 0
+    cluster.kubectl.calls()
+
+    container = cluster.deployment("my-service")["spec"]["template"]["spec"]["containers"][0]["name"]
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", image=V2)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [
+        f"set image deployment/my-service {prod} {container}={V1}",
+        f"annotate deployment my-service {prod} --overwrite scripts-ci/rolled-back-from={V2}",
+    ]
+    assert cluster.image("my-service") == V1
+    assert cluster.weights() == (100, 0)
+
+    again = cluster.run("deploy/rollback-deployment.sh", "--immediate", image=V2)
+    assert again.returncode == 0, explain(again)
+    assert cluster.changes() == []  # nothing left to undo, and no flip back to V2
+    assert "stable already runs the previous version" in again.stdout
+    assert cluster.image("my-service") == V1
+
+
+def test_rollback_during_a_canary_leaves_stable_alone(cluster: Cluster) -> None:
+    prod = f"--namespace {NAMESPACE}"
+    released(cluster, V1)
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "25", image=V2).returncode == 0
+    cluster.kubectl.calls()
+    result = cluster.run("deploy/rollback-deployment.sh", image=V2, DRAIN_SECONDS="1")
+    assert result.returncode == 0, explain(result)
+    changes = cluster.changes()
+    assert changes[0].startswith("patch httproute my-service")
+    assert changes[1:] == [f"scale deployment my-service-canary {prod} --replicas 0"]
+    assert "letting requests in flight on the canary finish (1s" in result.stdout
+    assert "stable stays as it is" in result.stdout
+    assert cluster.image("my-service") == V1
+    assert cluster.weights() == (100, 0)
+
+
+def test_dry_run_shows_the_changes_and_makes_none(cluster: Cluster) -> None:
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "25", "--dry-run", image=V2)
+    assert result.returncode == 0, explain(result)
+    calls = cluster.calls()
+    assert not [line for line in calls if line.split()[0] in CHANGES]
+    assert any(line.startswith(f"diff --namespace {NAMESPACE} -f") for line in calls)
+    assert "dry-run, would run: kubectl apply" in result.stdout
+    assert "dry-run, would run: kubectl patch httproute my-service" in result.stdout
+    assert cluster.weights() == (100, 0)
+
+    for name, args in (("deploy/deploy-to-staging.sh", ()), ("deploy/rollback-deployment.sh", ("--immediate",))):
+        result = cluster.run(name, *args, "--dry-run", image=V2)
+        assert result.returncode == 0, explain(result)
+        assert not cluster.changes()
+
+
+def test_manifests_that_do_not_match_the_contract_are_refused(cluster: Cluster) -> None:
+    deploy = Path(cluster.env["DEPLOY_DIR"])
+    # A canary overlay that would also carry the stable Deployment.
+    shutil.copytree(deploy / "overlays" / "canary", deploy / "overlays" / "canary-only")
+    (deploy / "overlays" / "canary" / "kustomization.yaml").write_text(
+        "resources:\n  - ../canary-only\n  - ../../base\n")
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V2)
+    assert result.returncode == 2, explain(result)
+    assert "must not contain Deployment/my-service" in result.stdout
+    # An image name Kustomize cannot find in the manifests.
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V2, KUSTOMIZE_IMAGE_NAME="other")
+    assert result.returncode == 2, explain(result)
+    assert "does not run registry.example.com/acme/my-service:2222222" in result.stdout
+    assert not cluster.changes()
+
+
+def test_applied_manifests_render_and_validate(cluster: Cluster) -> None:
+    """Every overlay renders with `kubectl kustomize`; what the scripts applied validates."""
+    deploy = Path(cluster.env["DEPLOY_DIR"])
+    for overlay in ("staging", "production", "canary"):
+        run(["kubectl", "kustomize", str(deploy / "overlays" / overlay)])
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    released(cluster, V1)
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V2).returncode == 0
+    applied = cluster.kubectl.applied()
+    assert len(applied) == 3
+    result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", *map(str, applied)])
+    assert "passed for resource deployment/my-service" in result.stdout
+    assert "passed for resource deployment/my-service-canary" in result.stdout
+    for path in applied:
+        for document in yaml.safe_load_all(path.read_text()):
+            if document["kind"] == "Deployment":
+                images = {c["image"] for c in document["spec"]["template"]["spec"]["containers"]}
+                assert images <= {V1, V2}, images
+            if document["kind"] == "HTTPRoute":  # no schema offline: check what the scripts use
+                refs = [ref["name"] for rule in document["spec"]["rules"] for ref in rule["backendRefs"]]
+                assert {"my-service", "my-service-canary"} <= set(refs)
