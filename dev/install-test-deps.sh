@@ -32,6 +32,13 @@ if ((${#missing_apt[@]})); then
   fi
 fi
 
+# kubectl is not in Debian's archive: the machines this suite targets ship it (client only).
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl not found: install the Kubernetes client (any 1.30+), e.g. from your distribution's" >&2
+  echo "Kubernetes repository; the manifest and deploy-script tests need 'kubectl kustomize'." >&2
+  exit 1
+fi
+
 if ! command -v uv >/dev/null; then
   log "pip: installing uv"
   python3 -m pip install --quiet uv
