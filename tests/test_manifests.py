@@ -47,6 +47,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 Docs = list[dict[str, Any]]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _tools() -> None:
+    """The tools these tests drive must be there: fail loudly, never skip."""
+    hints = {
+        "kubectl": "kubectl 1.27+ (built-in Kustomize) is part of the test machine image; install it from your Kubernetes package source",
+        "promtool": "promtool comes with Prometheus: `apt-get install prometheus` or `make deps`",
+    }
+    missing = [f"{tool}: {hint}" for tool, hint in hints.items() if not shutil.which(tool)]
+    if missing:
+        pytest.fail("missing tools:\n" + "\n".join(missing))
+
+
 def kustomize(overlay_dir: Path) -> str:
     return run(["kubectl", "kustomize", str(overlay_dir)]).stdout
 
@@ -213,24 +225,44 @@ def test_network_policy_and_disruption_budget_cover_the_pods(default: dict[str, 
     assert 5432 in egress_ports("database")
 
 
-def test_the_pipeline_sets_the_image_through_each_overlay(projects: dict[str, Path], tmp_path: Path) -> None:
-    """What `kustomize edit set image NAME=IMAGE` writes is the overlay's `images:` entry."""
+def _images(rendered_text: str) -> set[str]:
+    return {
+        container["image"]
+        for deployment in by_kind(documents(rendered_text), "Deployment").values()
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+    }
+
+
+def test_the_pipeline_sets_image_and_namespace_on_top_of_each_overlay(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """scripts-ci renders an overlay through a kustomization on top of it that sets `images`
+    (by the logical name) and `namespace`; `kustomize edit set image` in the overlay is the
+    other way. Both must end up running IMAGE, and the unset placeholder must be explicit."""
     deploy = tmp_path / "deploy"
     shutil.copytree(projects["default"] / "deploy", deploy)
     image = f"registry.example.com/acme/{SLUG}"
     for overlay in OVERLAYS:
+        assert _images(kustomize(deploy / "overlays" / overlay)) == {f"{SLUG}:set-by-pipeline"}
+        on_top = deploy / f".render-{overlay}"
+        on_top.mkdir()
+        (on_top / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [f"../overlays/{overlay}"], "namespace": "team-ns",
+            "images": [{"name": SLUG, "newName": image, "newTag": "0123abc"}],
+        }))
+        text = kustomize(on_top)
+        assert _images(text) == {f"{image}:0123abc"}, overlay
+        assert {doc["metadata"]["namespace"] for doc in documents(text)} == {"team-ns"}
+
         path = deploy / "overlays" / overlay / "kustomization.yaml"
         kustomization = yaml.safe_load(path.read_text())
         (entry,) = kustomization["images"]
-        assert entry["name"] == SLUG
-        entry.update(newName=image, newTag=f"{overlay}-0123abc")
+        assert entry == {"name": SLUG, "newTag": "set-by-pipeline"}
+        entry.update(newName=image, digest="sha256:" + "a" * 64)
+        del entry["newTag"]
         path.write_text(yaml.safe_dump(kustomization))
-        images = {
-            container["image"]
-            for deployment in by_kind(documents(kustomize(path.parent)), "Deployment").values()
-            for container in deployment["spec"]["template"]["spec"]["containers"]
-        }
-        assert images == {f"{image}:{overlay}-0123abc"}
+        assert _images(kustomize(path.parent)) == {f"{image}@sha256:{'a' * 64}"}
 
 
 def _skips_with_reasons(config: Path, key: str) -> dict[str, str]:
