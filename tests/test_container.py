@@ -4,14 +4,17 @@ hardened under podman: non-root UID, no shell, read-only root filesystem, no cap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
 import shlex
 import shutil
+import subprocess
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .support import containers
 from .support.procs import free_port, run
@@ -221,41 +225,138 @@ HARDENED = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,size=6
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 
 
+@contextlib.contextmanager
+def _serving(tag: str, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """The image running detached and hardened, its port 8000 published on 127.0.0.1."""
+    name, port = f"hardened-{secrets.token_hex(4)}", free_port()
+    run(["podman", "run", "--detach", "--name", name, *HARDENED, "--health-interval", "disable",
+         "--publish", f"127.0.0.1:{port}:8000", tag], env=env)
+    try:
+        body = json.loads(_wait_for(f"http://127.0.0.1:{port}/healthz", name, env))
+        assert body["status"] == "ok"
+        yield name, port
+    finally:
+        run(["podman", "rm", "--force", name], env=env, check=False)
+
+
+def _assert_hardened(name: str, env: dict[str, str]) -> None:
+    pid = run(["podman", "inspect", "--format", "{{.State.Pid}}", name], env=env).stdout.strip()
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    assert status["Uid"].split() == [str(UID)] * 4
+    assert status["Gid"].split() == [str(UID)] * 4
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+    probe = ("import os\nfor path in ('/app/.venv/x', '/etc/x', '/x'):\n"
+             "    try: open(path, 'w')\n    except OSError as e: print(e.errno)\n"
+             "open('/tmp/ok', 'w').write('ok'); print(os.getuid())")
+    writes = run(["podman", "exec", name, "/app/.venv/bin/python", "-c", probe], env=env)
+    assert writes.stdout.split() == ["30", "30", "30", str(UID)]  # 30: EROFS; /tmp is writable
+    health = run(["podman", "healthcheck", "run", name], env=env, check=False)
+    assert health.returncode == 0, f"the image's HEALTHCHECK failed: {health.stdout}"
+
+
 @pytest.mark.slow
 def test_runs_hardened_as_the_non_root_uid(built: Built) -> None:
     """Read-only root, no capabilities, no privilege escalation: as the manifests run it."""
-    name = f"hardened-{secrets.token_hex(4)}"
     if built.service_type in BATCH_TYPES:
-        result = run(["podman", "run", "--rm", "--name", name, *HARDENED, built.tag], env=built.env, check=False)
+        result = run(["podman", "run", "--rm", *HARDENED, built.tag], env=built.env, check=False)
         assert result.returncode == 0, f"the batch entry point failed:\n{result.stdout}"
         return
-    port = free_port()
-    run(["podman", "run", "--detach", "--name", name, *HARDENED, "--health-interval", "disable",
-         "--publish", f"127.0.0.1:{port}:8000", built.tag], env=built.env)
-    try:
-        body = json.loads(_wait_for(f"http://127.0.0.1:{port}/healthz", name, built.env))
-        assert body["status"] == "ok"
+    with _serving(built.tag, built.env) as (name, port):
         assert b"http_requests_total" in _wait_for(f"http://127.0.0.1:{port}/metrics", name, built.env)
+        _assert_hardened(name, built.env)
 
-        pid = run(["podman", "inspect", "--format", "{{.State.Pid}}", name], env=built.env).stdout.strip()
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+
+def _query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
+        return list(json.load(response)["data"]["result"])
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_the_container_with_the_documented_relabeling(built: Built, tmp_path: Path) -> None:
+    """deploy/monitoring/prometheus.yaml's job, fed the labels Kubernetes discovery would give
+    the pod (Debian's Prometheus has no Kubernetes discovery), scrapes the running image; its
+    series carry app/track/namespace/pod and the alert rules' recordings work on them."""
+    if built.service_type in BATCH_TYPES:
+        pytest.skip("batch types serve no /metrics endpoint to scrape")
+    slug = _slug(built.project)
+    monitoring = built.project / "deploy" / "monitoring"
+    config = yaml.safe_load((monitoring / "prometheus.yaml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(monitoring / "alerts.yaml")]
+    (job,) = config["scrape_configs"]
+    job.pop("kubernetes_sd_configs")
+    with _serving(built.tag, built.env) as (name, port):
+        job["static_configs"] = [{
+            "targets": [f"127.0.0.1:{port}"],
+            "labels": {  # what role: pod discovery reports for a pod of the stable Deployment
+                "__meta_kubernetes_namespace": f"{slug}-production",
+                "__meta_kubernetes_pod_name": f"{slug}-5d8f7c9b4-x2x7q",
+                "__meta_kubernetes_pod_label_app_kubernetes_io_name": slug,
+                "__meta_kubernetes_pod_label_track": "stable",
+                "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+                "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+                "__meta_kubernetes_pod_annotation_prometheus_io_path": "/metrics",
+            },
+        }]
+        (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config))
+        web = free_port()
+        server = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yaml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{web}"],
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
         )
-        assert status["Uid"].split() == [str(UID)] * 4
-        assert status["Gid"].split() == [str(UID)] * 4
-        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
-        assert status["NoNewPrivs"].strip() == "1"
+        try:
+            prometheus = f"http://127.0.0.1:{web}"
+            expected = {"app": slug, "track": "stable", "namespace": f"{slug}-production",
+                        "pod": f"{slug}-5d8f7c9b4-x2x7q"}
+            deadline = time.monotonic() + 60
+            recorded: list[dict[str, Any]] = []
+            while time.monotonic() < deadline and not recorded:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()  # noqa: S310
+                try:
+                    recorded = _query(prometheus, f'app_track:http_requests:rate5m{{app="{slug}"}} > 0')
+                except (urllib.error.URLError, ConnectionError):
+                    pass
+                time.sleep(1)
+            assert recorded, "no recorded request rate: " + (tmp_path / "prometheus.log").read_text()[-3000:]
+            assert recorded[0]["metric"] == {"app": slug, "track": "stable", "__name__": "app_track:http_requests:rate5m"}
+            (up,) = _query(prometheus, f'up{{app="{slug}"}}')
+            assert expected.items() <= up["metric"].items() and up["value"][1] == "1"
+            series = _query(prometheus, f'http_requests_total{{route="/healthz"}}')
+            assert series and all(expected.items() <= s["metric"].items() for s in series)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
-        probe = ("import os\nfor path in ('/app/.venv/x', '/etc/x', '/x'):\n"
-                 "    try: open(path, 'w')\n    except OSError as e: print(e.errno)\n"
-                 "open('/tmp/ok', 'w').write('ok'); print(os.getuid())")
-        writes = run(["podman", "exec", name, "/app/.venv/bin/python", "-c", probe], env=built.env)
-        assert writes.stdout.split() == ["30", "30", "30", str(UID)]  # 30: EROFS, /tmp writable
 
-        health = run(["podman", "healthcheck", "run", name], env=built.env, check=False)
-        assert health.returncode == 0, f"the image's HEALTHCHECK failed: {health.stdout}"
+def _slug(project: Path) -> str:
+    return str(yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"])
+
+
+@pytest.mark.slow
+def test_slim_variant_builds_and_runs_hardened(
+    copier_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    bases: containers.BaseImages,
+    engine: dict[str, str],
+) -> None:
+    """runtime_image=slim: Debian slim with a shell, same non-root, read-only hardening."""
+    project = tmp_path_factory.mktemp("slim") / "project"
+    shutil.copytree(rendered(copier_template, tmp_path_factory, runtime_image="slim"), project)
+    run(["uv", "lock", "--quiet"], cwd=project)
+    tag = f"localhost/playbook-test/slim:{project.parent.name}"
+    flags = ["--isolation", "chroot", *containers.build_secrets(), *bases.build_args("slim")]
+    run(["make", "image", "CONTAINER_ENGINE=buildah", f"IMAGE={tag}", f"BUILD_FLAGS={shlex.join(flags)}"],
+        cwd=project, env={**GIT_ENV, **engine}, timeout=900)
+    try:
+        with _serving(tag, engine) as (name, _port):
+            _assert_hardened(name, engine)
+            shell = run(["podman", "exec", name, "/bin/sh", "-c", "id -un"], env=engine)
+            assert shell.stdout.strip() == "app", "slim keeps a shell and names the user"
     finally:
-        run(["podman", "rm", "--force", name], env=built.env, check=False)
+        containers.remove_image(tag, engine)
 
 
 @pytest.mark.slow
@@ -303,3 +404,4 @@ def test_build_context_is_only_what_the_dockerfile_copies(built: Built, tmp_path
     outside = sorted(f for f in files if f not in {"pyproject.toml", "uv.lock", "README.md"} and not f.startswith("src/"))
     assert not outside, f"files outside the allowlist reached the build context: {outside}"
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
