@@ -416,3 +416,15 @@ def test_saturation_thresholds_follow_the_container_limits(default: dict[str, Do
     alerts = {rule["alert"]: rule["expr"] for rule in _alerts(projects["default"]) if "alert" in rule}
     assert alerts["HighCpuUsage"].rstrip().endswith("> 0.8")  # 80% of 1 CPU
     assert alerts["HighMemoryUsage"].rstrip().endswith("> 0.9 * 512 * 1024 * 1024")  # 90% of 512Mi
+
+
+def test_make_manifests_renders_every_overlay(projects: dict[str, Path], tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(projects["default"], project)
+    result = run(["make", "manifests"], cwd=project)
+    written = sorted(path.name for path in (project / "build" / "manifests").iterdir())
+    assert written == sorted(f"{overlay}.yaml" for overlay in OVERLAYS), result.stdout
+    for overlay in OVERLAYS:
+        text = (project / "build" / "manifests" / f"{overlay}.yaml").read_text()
+        assert text == kustomize(project / "deploy" / "overlays" / overlay)
+    assert "build/" in (project / ".gitignore").read_text().split()
