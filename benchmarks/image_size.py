@@ -93,6 +93,7 @@ def main() -> None:
         finally:
             for tag in (generated, naive):
                 containers.remove_image(tag, env)
+            containers.remove_working_containers(bases.uv, env)
 
     print(f"\n{options.service_type}: image size and cold build time (buildah, 2 cores)\n")
     print(f"{'Dockerfile':<28} {'size (MB)':>10} {'build (s)':>10}")

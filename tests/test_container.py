@@ -168,6 +168,7 @@ def built(
     yield Built(service_type, project, tag, engine, token, build)
     for name in tags:
         containers.remove_image(name, engine)
+    containers.remove_working_containers(bases.uv, engine)
 
 
 def _inspect(tag: str, env: dict[str, str]) -> dict[str, Any]:
@@ -358,6 +359,7 @@ def test_slim_variant_builds_and_runs_hardened(
             assert shell.stdout.strip() == "app", "slim keeps a shell and names the user"
     finally:
         containers.remove_image(tag, engine)
+        containers.remove_working_containers(bases.uv, engine)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -68,6 +69,17 @@ def image_exists(tag: str, env: dict[str, str]) -> bool:
 
 def remove_image(tag: str, env: dict[str, str]) -> None:
     run(["podman", "rmi", "--force", tag], env=env, check=False)
+
+
+def remove_working_containers(image: str, env: dict[str, str]) -> None:
+    """buildah (1.28) leaves the working container of a stage that is only a FROM (the
+    Dockerfile's `uv` stage) behind after every build: remove those made from `image`."""
+    listed = run(["buildah", "containers", "--json"], env=env, check=False)
+    if listed.returncode != 0 or not listed.stdout.strip():
+        return
+    leftovers = [c["id"] for c in json.loads(listed.stdout) or [] if c.get("imagename") == image]
+    if leftovers:
+        run(["buildah", "rm", *leftovers], env=env, check=False)
 
 
 @dataclass(frozen=True)
