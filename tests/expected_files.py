@@ -116,10 +116,34 @@ SCRIPTS_CI: set[str] = {
 }
 
 # deploy/ manifests and alert rules (issue: containers and manifests).
-DEPLOY: set[str] = set()
+DEPLOY = {
+    ".checkov.yaml",
+    ".hadolint.yaml",
+    "deploy/README.md",
+    "deploy/base/httproute.yaml",
+    "deploy/base/kustomization.yaml",
+    "deploy/base/networkpolicy.yaml",
+    "deploy/base/poddisruptionbudget.yaml",
+    "deploy/base/serviceaccount.yaml",
+    "deploy/base/services.yaml",
+    "deploy/base/workload/deployment.yaml",
+    "deploy/base/workload/kustomization.yaml",
+    "deploy/components/production/config.env",
+    "deploy/components/production/kustomization.yaml",
+    "deploy/monitoring/alerts.test.yaml",
+    "deploy/monitoring/alerts.yaml",
+    "deploy/monitoring/prometheus.yaml",
+    "deploy/overlays/canary/kustomization.yaml",
+    "deploy/overlays/production/kustomization.yaml",
+    "deploy/overlays/staging/config.env",
+    "deploy/overlays/staging/kustomization.yaml",
+}
 
 # Docs of the generated repository (runbook, ...).
-DOCS: set[str] = set()
+DOCS = {
+    "docs/container.md",
+    "docs/runbook.md",
+}
 
 
 def expected_files(answers: Mapping[str, Any]) -> set[str]:
