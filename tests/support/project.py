@@ -13,7 +13,7 @@ import copier
 from .procs import run
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_TYPES = ["microservice"]
+SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
 LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|\[\[ *[\w.]+ *\]\]")
 # Lines where such brackets belong to the rendered file itself.
 LEGITIMATE = [
