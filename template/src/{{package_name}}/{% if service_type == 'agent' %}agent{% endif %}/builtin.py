@@ -50,9 +50,10 @@ def calculate(expression: str) -> float | int:
 
 
 def _evaluate(node: ast.expr) -> float | int:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        value: float | int = node.value
-        return value
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        if isinstance(node.value, bool):
+            raise ToolError("only numbers, parentheses and + - * / // % ** are allowed")
+        return node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         result: float | int = _UNARY[type(node.op)](_evaluate(node.operand))
         return result

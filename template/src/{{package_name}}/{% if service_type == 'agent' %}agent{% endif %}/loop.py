@@ -60,7 +60,10 @@ class Run:
 class AgentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.runs = Counter(
-            "agent_runs_total", "Agent runs by why they stopped", ("stop_reason",), registry=registry
+            "agent_runs_total",
+            "Agent runs by why they stopped",
+            ("stop_reason",),
+            registry=registry,
         )
         self.steps = Histogram(
             "agent_run_steps",
@@ -120,7 +123,9 @@ class Agent:
                 )
             if run.cost_usd > self.max_cost_usd:
                 return self._stop(
-                    run, "cost_budget", f"Stopped: the cost budget of ${self.max_cost_usd} is spent."
+                    run,
+                    "cost_budget",
+                    f"Stopped: the cost budget of ${self.max_cost_usd} is spent.",
                 )
             messages.append(reply)
             for call in reply.tool_calls:
@@ -138,7 +143,11 @@ class Agent:
                         duration_ms=outcome.duration_ms,
                     )
                 )
-                content = outcome.output if outcome.status == "ok" else f"{outcome.status}: {outcome.output}"
+                content = (
+                    outcome.output
+                    if outcome.status == "ok"
+                    else f"{outcome.status}: {outcome.output}"
+                )
                 messages.append(Message("tool", content, tool_call_id=call.id))
         return self._stop(
             run, "max_steps", f"Stopped after {self.max_steps} steps without a final answer."

@@ -32,7 +32,9 @@ def plan(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Message:
     if call is None:
         return Message("assistant", CANNOT)
     name, arguments = call
-    return Message("assistant", "", (ToolCall(f"call_{len(messages)}", name, json.dumps(arguments)),))
+    return Message(
+        "assistant", "", (ToolCall(f"call_{len(messages)}", name, json.dumps(arguments)),)
+    )
 
 
 def _choose(question: str, available: set[str]) -> tuple[str, dict[str, str]] | None:
@@ -54,7 +56,7 @@ def _choose(question: str, available: set[str]) -> tuple[str, dict[str, str]] | 
 def _answer(messages: Sequence[Message]) -> str:
     """Summarise the results of the last round of tool calls."""
     names = {call.id: call.name for m in messages for call in m.tool_calls}
-    results = []
+    results: list[tuple[str, str]] = []
     for message in reversed(messages):
         if message.role != "tool":
             break
@@ -62,7 +64,9 @@ def _answer(messages: Sequence[Message]) -> str:
     sentences = []
     for name, content in results:
         if content.startswith(("error:", "refused:", "timeout:")):
-            sentences.append(f"I could not complete that ({name}: {content.split(':', 1)[1].strip()}).")
+            sentences.append(
+                f"I could not complete that ({name}: {content.split(':', 1)[1].strip()})."
+            )
         elif name == "calculator":
             sentences.append(f"The result is {content}.")
         elif name == "clock":

@@ -47,7 +47,9 @@ def build_chat_model(
     return InstrumentedChatModel(inner, metrics, prices(settings))
 
 
-def build_embedder(settings: Settings, metrics: LLMMetrics, dimensions: int) -> InstrumentedEmbedder:
+def build_embedder(
+    settings: Settings, metrics: LLMMetrics, dimensions: int
+) -> InstrumentedEmbedder:
     inner: Embedder
     if settings.llm_provider == "openai":
         inner = OpenAIEmbedder(client(settings), settings.llm_embedding_model, dimensions)

@@ -5,6 +5,7 @@ the evaluation gate (`make eval`) shows what a real model adds.
 """
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -15,8 +16,10 @@ from .provider import Completion, Embeddings, Message, ToolSpec, Usage
 TOKEN = re.compile(r"\w+|[^\w\s]")
 WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from how i in is it its of on or that the "
-    "this to was what when where which who why will with you your".split()
+    WORD.findall(
+        "a an and are as at be by can do does for from how i in is it its of on or that the "
+        "this to was what when where which who why will with you your"
+    )
 )
 
 # The offline chat model's behaviour: the next assistant message given the conversation.
@@ -80,7 +83,7 @@ class HashingEmbedder:
     def _vector(self, text: str) -> list[float]:
         vector = [0.0] * self.dimensions
         terms = words(text)
-        features = terms + [f"{a} {b}" for a, b in zip(terms, terms[1:], strict=False)]
+        features = terms + [f"{a} {b}" for a, b in itertools.pairwise(terms)]
         for feature in features:
             digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest())
             sign = 1.0 if digest >> 63 else -1.0

@@ -138,7 +138,9 @@ class OpenAIChatModel:
             usage = data.get("usage") or {}
             return Completion(
                 message=Message("assistant", reply.get("content") or "", calls),
-                usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                usage=Usage(
+                    int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+                ),
                 model=str(data.get("model", self.model)),
                 finish_reason=str(choice.get("finish_reason") or "stop"),
             )
@@ -165,7 +167,9 @@ class OpenAIEmbedder:
             usage = data.get("usage") or {}
             tokens = int(usage.get("prompt_tokens", 0))
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelError(f"unexpected embeddings response ({error!r}): {data!r:.300}") from error
+            raise ModelError(
+                f"unexpected embeddings response ({error!r}): {data!r:.300}"
+            ) from error
         if len(vectors) != len(texts) or any(len(v) != self.dimensions for v in vectors):
             raise ModelError(
                 f"expected {len(texts)} vectors of {self.dimensions} dimensions from {self.model}; "

@@ -179,9 +179,7 @@ class Step:
 
 
 @contextmanager
-def step(
-    metrics: LLMMetrics, kind: str, name: str, tracer: Tracer | None = None
-) -> Iterator[Step]:
+def step(metrics: LLMMetrics, kind: str, name: str, tracer: Tracer | None = None) -> Iterator[Step]:
     """Trace and measure a step: `with step(metrics, "tool", "calculator") as s: ...`."""
     with _tracer(tracer).start_as_current_span(f"{kind} {name}") as span:
         span.set_attribute("step.kind", kind)
