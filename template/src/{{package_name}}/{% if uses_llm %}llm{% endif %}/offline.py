@@ -54,7 +54,9 @@ class OfflineChatModel:
 
     def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> Completion:
         reply = self._respond(messages, tools)
-        prompt = [m.content for m in messages] + [c.arguments for m in messages for c in m.tool_calls]
+        prompt = [m.content for m in messages] + [
+            c.arguments for m in messages for c in m.tool_calls
+        ]
         prompt += [json.dumps(tool.parameters) + tool.description for tool in tools]
         output = [reply.content] + [call.name + call.arguments for call in reply.tool_calls]
         usage = Usage(sum(map(count_tokens, prompt)), sum(map(count_tokens, output)))
