@@ -171,6 +171,8 @@ AGENT_DATABASE = {
 }
 
 BATCH = {
+    "data/.gitignore",
+    "models/.gitignore",
     "params.yaml",
     "src/{pkg}/pipeline/__init__.py",
     "src/{pkg}/pipeline/cli.py",
