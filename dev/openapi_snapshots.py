@@ -48,7 +48,7 @@ def merge(without: list[str], with_database: list[str]) -> str:
         elif op == "insert":
             lines += ["{% if use_database %}", *with_database[j1:j2], "{% endif %}"]
         else:
-            raise SystemExit(f"the database variant changes lines, not only adds: {without[i1:i2]}")
+            raise SystemExit(f"the database variant changes lines instead of adding: {without[i1:i2]}")
     text = "\n".join(lines) + "\n"
     text = text.replace(f'"description": "{DESCRIPTION}"', '"description": {{ description | tojson }}')
     return text.replace(f'"title": "{NAME}"', '"title": {{ project_name | tojson }}')

@@ -202,7 +202,8 @@ TRACKING_RUNS = {"src/{pkg}/tracking.py", "tests/unit/test_tracking.py"}
 def service_type_files(answers: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     """(added, removed) by the service type and its options, relative to the microservice."""
     kind = answers["service_type"]
-    database, tracking = bool(answers.get("use_database")), bool(answers.get("use_ml_tracking"))
+    database = bool(answers.get("use_database"))
+    tracking = bool(answers.get("use_ml_tracking"))
     added: set[str] = set(TRACKING) if tracking else set()
     removed: set[str] = set()
     if kind in ("rag", "agent"):

@@ -56,13 +56,20 @@ def test_ml_tracking_defaults_on_for_the_pipeline_only(render_project: Render) -
 
 
 @pytest.mark.parametrize("value", [1.5, -0.1])
-def test_eval_threshold_must_be_a_fraction(copier_template: Path, tmp_path: Path, value: float) -> None:
+def test_eval_threshold_must_be_a_fraction(
+    copier_template: Path, tmp_path: Path, value: float
+) -> None:
     import copier
 
-    with pytest.raises(Exception, match="eval_threshold must be a number from 0 to 1"):
+    with pytest.raises(ValueError, match="eval_threshold must be a number from 0 to 1"):
         copier.run_copy(
-            str(copier_template), tmp_path / "p", data={"service_type": "rag", "eval_threshold": value},
-            defaults=True, unsafe=False, quiet=True, vcs_ref="HEAD",
+            str(copier_template),
+            tmp_path / "p",
+            data={"service_type": "rag", "eval_threshold": value},
+            defaults=True,
+            unsafe=False,
+            quiet=True,
+            vcs_ref="HEAD",
         )
 
 
@@ -87,13 +94,14 @@ def test_the_pipeline_is_a_batch_without_http(render_project: Render) -> None:
 
 
 def test_dvc_hooks_come_with_ml_tracking(render_project: Render) -> None:
-    hooks = yaml.safe_load((render_project(service_type="rag", use_ml_tracking=True)
-                            / ".pre-commit-config.yaml").read_text())
+    tracked = render_project(service_type="rag", use_ml_tracking=True)
+    hooks = yaml.safe_load((tracked / ".pre-commit-config.yaml").read_text())
     ids = {hook["id"]: hook for hook in hooks["repos"][0]["hooks"]}
     assert ids["dvc-pre-push"]["entry"] == "uv run --no-sync dvc git-hook pre-push"
     assert ids["dvc-post-checkout"]["stages"] == ["post-checkout"]
     assert {"pre-push", "post-checkout"} <= set(hooks["default_install_hook_types"])
-    without = yaml.safe_load((render_project(service_type="rag") / ".pre-commit-config.yaml").read_text())
+    untracked = render_project(service_type="rag")
+    without = yaml.safe_load((untracked / ".pre-commit-config.yaml").read_text())
     assert not [hook for hook in without["repos"][0]["hooks"] if hook["id"].startswith("dvc")]
 
 
@@ -125,7 +133,8 @@ def test_eval_gate_passes_and_fails_above_the_offline_score(
     score = min(metrics[name] for name in gated)
     assert 0.8 <= score < 1, "the sample evaluation set must leave the offline model room to fail"
 
-    failed = run(["make", "eval", f"EVAL_THRESHOLD={score + 0.01:.3f}"], cwd=project, env=env, check=False)
+    above = f"EVAL_THRESHOLD={score + 0.01:.3f}"
+    failed = run(["make", "eval", above], cwd=project, env=env, check=False)
     assert failed.returncode != 0
     assert "FAILED" in failed.stdout
     if VARIANTS[variant].get("use_ml_tracking"):
@@ -173,7 +182,11 @@ def service(bootstrapped: Bootstrapped, request: pytest.FixtureRequest) -> Itera
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
         [str(project / ".venv" / "bin" / "python"), "-m", "my_service"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -199,11 +212,13 @@ def service(bootstrapped: Bootstrapped, request: pytest.FixtureRequest) -> Itera
 def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
     document = {"id": "badges", "text": "Lost badges are replaced at the front desk on floor 2."}
     assert httpx.post(f"{service}/documents", json={"documents": [document]}).status_code == 201
-    answer = httpx.post(f"{service}/query", json={"question": "Where are lost badges replaced?"}).json()
+    question = {"question": "Where are lost badges replaced?"}
+    answer = httpx.post(f"{service}/query", json=question).json()
     assert answer["citations"][0]["document_id"] == "badges"
     assert "front desk" in answer["answer"]
-    corpus = httpx.post(f"{service}/query", json={"question": "How often must secrets be rotated?"}).json()
-    assert corpus["citations"][0]["document_id"] == "secrets"  # the sample corpus, ingested at start
+    question = {"question": "How often must secrets be rotated?"}
+    corpus = httpx.post(f"{service}/query", json=question).json()
+    assert corpus["citations"][0]["document_id"] == "secrets"  # the sample corpus, at start-up
     metrics = httpx.get(f"{service}/metrics").text
     assert 'llm_tokens_total{direction="input",model="offline-extractive"' in metrics
 
@@ -222,7 +237,9 @@ def test_agent_scenario_calls_a_tool_and_returns_its_result(service: str) -> Non
 
 
 @pytest.mark.slow
-def test_pipeline_job_entry_point_runs_the_batch(bootstrapped: Bootstrapped, tmp_path: Path) -> None:
+def test_pipeline_job_entry_point_runs_the_batch(
+    bootstrapped: Bootstrapped, tmp_path: Path
+) -> None:
     """`python -m <package>` is the Job's command: the whole batch, exit 1 on failed checks."""
     project = _project(bootstrapped, "pipeline-no-tracking")
     env = project_env(project, PIPELINE_WORKDIR=str(tmp_path / "work"))
@@ -230,9 +247,14 @@ def test_pipeline_job_entry_point_runs_the_batch(bootstrapped: Bootstrapped, tmp
     result = run([python, "-m", "my_service"], cwd=project, env=env)
     assert "checks passed" in result.stdout
     strict = tmp_path / "params.yaml"
-    strict.write_text((project / "params.yaml").read_text().replace("min_roc_auc: 0.95", "min_roc_auc: 0.9999"))
-    failed = run([python, "-m", "my_service", "run", "--share", "0.25"], cwd=project,
-                 env={**env, "PIPELINE_PARAMS": str(strict)}, check=False)
+    params = (project / "params.yaml").read_text()
+    strict.write_text(params.replace("min_roc_auc: 0.95", "min_roc_auc: 0.9999"))
+    failed = run(
+        [python, "-m", "my_service", "run", "--share", "0.25"],
+        cwd=project,
+        env={**env, "PIPELINE_PARAMS": str(strict)},
+        check=False,
+    )
     assert failed.returncode == 1
     assert "roc_auc" in failed.stdout
     assert "below the minimum 0.9999" in failed.stdout
