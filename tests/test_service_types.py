@@ -166,7 +166,7 @@ def test_integration_contract_and_e2e_against_postgres(
         # The data pipeline's e2e: dvc repro, the MLflow registry flow and the DVC remote.
         for test in (
             "test_dvc_repro_runs_the_stages_and_reruns_only_what_changed PASSED",
-            "test_the_model_is_registered_promoted_smoke_tested_and_rolled_back PASSED",
+            "test_the_model_is_registered_promoted_and_smoke_tested PASSED",
             "test_dvc_pushes_to_the_remote_named_by_the_environment PASSED",
             "test_warehouse.py::test_the_batch_trains_on_the_table PASSED",
         ):
