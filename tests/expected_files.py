@@ -146,10 +146,147 @@ DOCS = {
 }
 
 
+# ---------------------------------------------------------------- service types (issue: service types)
+# The data pipeline is a batch job: it has none of the HTTP service's files.
+HTTP_ONLY = {
+    "src/{pkg}/app.py",
+    "src/{pkg}/health.py",
+    "src/{pkg}/metrics.py",
+    "src/{pkg}/openapi.py",
+    "src/{pkg}/tracing.py",
+    "tests/contract/openapi.json",
+    "tests/contract/test_openapi_contract.py",
+    "tests/e2e/test_service_over_http.py",
+    "tests/integration/test_trace_export.py",
+    "tests/unit/test_health.py",
+    "tests/unit/test_logs.py",
+    "tests/unit/test_metrics.py",
+    "tests/unit/test_openapi.py",
+    "tests/unit/test_tracing.py",
+}
+HTTP_DATABASE_ONLY = {
+    "migrations/versions/0001_create_items.py",
+    "src/{pkg}/db.py",
+    "src/{pkg}/items.py",
+    "src/{pkg}/models.py",
+    "tests/integration/test_database.py",
+    "tests/unit/test_items.py",
+}
+
+# The model provider layer shared by rag and agent.
+LLM = {
+    "src/{pkg}/llm/__init__.py",
+    "src/{pkg}/llm/factory.py",
+    "src/{pkg}/llm/offline.py",
+    "src/{pkg}/llm/openai.py",
+    "src/{pkg}/llm/provider.py",
+    "src/{pkg}/llm/telemetry.py",
+    "tests/integration/test_openai_compatible_server.py",
+    "tests/unit/test_llm.py",
+}
+
+RAG = {
+    "evals/golden.jsonl",
+    "src/{pkg}/rag/__init__.py",
+    "src/{pkg}/rag/answer.py",
+    "src/{pkg}/rag/api.py",
+    "src/{pkg}/rag/chunking.py",
+    "src/{pkg}/rag/evaluate.py",
+    "src/{pkg}/rag/service.py",
+    "src/{pkg}/rag/store.py",
+    "tests/unit/test_rag.py",
+} | {
+    f"src/{{pkg}}/rag/corpus/{name}.md"
+    for name in (
+        "code-review",
+        "data-and-models",
+        "deployments",
+        "observability",
+        "on-call",
+        "rollback",
+        "secrets",
+    )
+}
+RAG_DATABASE = {
+    "migrations/versions/0002_create_rag_chunks.py",
+    "migrations/versions/0003_rag_pgvector_index.py",
+    "src/{pkg}/rag/pgstore.py",
+    "tests/integration/test_postgres_vector_store.py",
+}
+
+AGENT = {
+    "evals/scenarios.json",
+    "src/{pkg}/agent/__init__.py",
+    "src/{pkg}/agent/api.py",
+    "src/{pkg}/agent/builtin.py",
+    "src/{pkg}/agent/evaluate.py",
+    "src/{pkg}/agent/knowledge.json",
+    "src/{pkg}/agent/loop.py",
+    "src/{pkg}/agent/planner.py",
+    "src/{pkg}/agent/tools.py",
+    "tests/unit/test_agent.py",
+}
+AGENT_DATABASE = {
+    "src/{pkg}/agent/items_tool.py",
+    "tests/integration/test_agent_items_tool.py",
+}
+
+BATCH = {
+    "data/.gitignore",
+    "models/.gitignore",
+    "params.yaml",
+    "src/{pkg}/pipeline/__init__.py",
+    "src/{pkg}/pipeline/cli.py",
+    "src/{pkg}/pipeline/dataset.py",
+    "src/{pkg}/pipeline/gate.py",
+    "src/{pkg}/pipeline/params.py",
+    "src/{pkg}/pipeline/stages.py",
+    "src/{pkg}/pipeline/telemetry.py",
+    "tests/contract/dataset-schema.json",
+    "tests/contract/test_dataset_contract.py",
+    "tests/e2e/test_batch.py",
+    "tests/integration/test_batch_telemetry.py",
+    "tests/unit/test_pipeline.py",
+}
+BATCH_DATABASE = {
+    "migrations/versions/0001_create_samples.py",
+    "src/{pkg}/pipeline/warehouse.py",
+    "tests/integration/test_warehouse.py",
+}
+BATCH_TRACKING = {"dvc.yaml", "src/{pkg}/pipeline/registry.py", "tests/unit/test_registry.py"}
+
+# use_ml_tracking: DVC for every type; MLflow runs for the AI types and the pipeline.
+TRACKING = {".dvc/.gitignore", ".dvc/config", ".dvcignore"}
+TRACKING_RUNS = {"src/{pkg}/tracking.py", "tests/unit/test_tracking.py"}
+
+
+def service_type_files(answers: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(added, removed) by the service type and its options, relative to the microservice."""
+    kind = answers["service_type"]
+    database = bool(answers.get("use_database"))
+    tracking = bool(answers.get("use_ml_tracking"))
+    added: set[str] = set(TRACKING) if tracking else set()
+    removed: set[str] = set()
+    if kind in ("rag", "agent"):
+        added |= LLM | (RAG if kind == "rag" else AGENT)
+        if database:
+            added |= RAG_DATABASE if kind == "rag" else AGENT_DATABASE
+        if tracking:
+            added |= TRACKING_RUNS | {"dvc.yaml"}
+    elif kind == "data-pipeline":
+        added |= BATCH | (BATCH_DATABASE if database else set())
+        if tracking:
+            added |= TRACKING_RUNS | BATCH_TRACKING
+        removed = HTTP_ONLY | (HTTP_DATABASE_ONLY if database else set())
+    return added, removed
+
+
 def expected_files(answers: Mapping[str, Any]) -> set[str]:
     files = COMMON | SERVICE | PIPELINE | SCRIPTS_CI | DEPLOY | DOCS
     if answers.get("use_database"):
         files |= DATABASE | PIPELINE_DATABASE
     if answers.get("deploy_mode") == "gitops":
         files |= PIPELINE_GITOPS
+    added, removed = service_type_files(answers)
+    files = (files - removed) | added
     return {name.format(pkg=answers["package_name"]) for name in files}

@@ -13,7 +13,7 @@ import copier
 from .procs import run
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_TYPES = ["microservice"]
+SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
 
 
 def selected_service_types(all_types: list[str], env: Mapping[str, str] = os.environ) -> list[str]:
