@@ -18,7 +18,7 @@ from .support.project import ROOT, SERVICE_TYPES
 VALIDATOR = ROOT / "dev" / "validate-backstage.mjs"
 TEMPLATE = ROOT / "backstage" / "template.yaml"
 REPOSITORY_ENTRY = ROOT / "catalog-info.yaml"
-COPIER_TYPES = {"str": "string", "bool": "boolean", "int": "integer"}
+COPIER_TYPES = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
 
 def _validate(*files: Path) -> tuple[int, str]:
@@ -34,7 +34,12 @@ def _template() -> dict[str, Any]:
 
 def _questions() -> dict[str, dict[str, Any]]:
     copier = yaml.safe_load((ROOT / "copier.yml").read_text())
-    return {name: spec for name, spec in copier.items() if not name.startswith("_")}
+    # Computed values (`when: false`) are never asked, so the form has no field for them.
+    return {
+        name: spec
+        for name, spec in copier.items()
+        if not name.startswith("_") and spec.get("when") is not False
+    }
 
 
 def _form_properties(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
