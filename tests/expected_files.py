@@ -110,7 +110,6 @@ SCRIPTS_CI: set[str] = {
     "scripts-ci/monitoring/golden_signals.py",
     "scripts-ci/test/performance-test.sh",
     "scripts-ci/test/sanity-test.sh",
-    "scripts-ci/test/sanity/microservice.sh",
     "scripts-ci/test/smoke-test.sh",
     "scripts-ci/test/wrk-report.lua",
 }
@@ -289,4 +288,7 @@ def expected_files(answers: Mapping[str, Any]) -> set[str]:
         files |= PIPELINE_GITOPS
     added, removed = service_type_files(answers)
     files = (files - removed) | added
+    if answers["service_type"] != "data-pipeline":
+        # The sanity check of the service type's main use case (a batch has none over HTTP).
+        files.add(f"scripts-ci/test/sanity/{answers['service_type']}.sh")
     return {name.format(pkg=answers["package_name"]) for name in files}
