@@ -242,6 +242,27 @@ def test_sanity_exercises_the_microservice_use_case(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("service_type", "steps"),
+    [
+        ("rag", ["ingest a document: POST /documents -> 201", "the answer cites the ingested document"]),
+        ("agent", ["run a question that needs a tool: POST /agent/runs -> 200", "the answer holds the tool result"]),
+    ],
+)
+def test_sanity_exercises_the_ai_use_cases(
+    bootstrapped: Bootstrapped, service_type: str, steps: list[str]
+) -> None:
+    if service_type not in SERVICE_TYPES:
+        pytest.skip(f"{service_type} is not among the selected service types")
+    project = bootstrapped(service_type=service_type)
+    with running_service(project) as url:
+        result = script(project, "test/sanity-test.sh", env={"SERVICE_URL": url})
+    assert result.returncode == 0, explain(result)
+    for step in steps:
+        assert f"ok   {step}" in result.stdout, explain(result)
+
+
+@pytest.mark.slow
 def test_sanity_fails_when_the_use_case_is_broken(with_db: Path, plain_service: str) -> None:
     """The database service's steps against a service without /items: the first step fails."""
     result = script(with_db, "test/sanity-test.sh", env={"SERVICE_URL": plain_service})
