@@ -119,7 +119,11 @@ def insert_before(name: str, paths: tuple[str, ...], anchor: str, text: str) -> 
 
     def present(project: Path) -> bool:
         target = project / paths[-1]
-        return target.exists() and text + anchor in target.read_text(encoding="utf-8")
+        if not target.exists():
+            return False
+        content = target.read_text(encoding="utf-8")
+        # Merged cleanly: before its anchor. In a conflict: the team's side of the block.
+        return text + anchor in content or text + "=======\n" in content
 
     return Edit(name, apply, present, paths[-1])
 
