@@ -392,6 +392,8 @@ def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipelin
         "template-conflicts", "gitleaks", "bandit", "pip-audit", "trivy-fs", "manifests",
         "checkov", "mr-image", "mr-image-trivy", "mr-image-sbom", "mr-image-grype",
     }
+    if pipeline.answers.get("service_type") in ("rag", "agent"):
+        expected.add("evaluation")  # the model quality gate
     assert set(jobs) == expected
     assert all(job["when"] == "on_success" for job in jobs.values())
     # Independent checks start at once (needs: []), not after the previous stage.
@@ -425,6 +427,8 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     if pipeline.answers["use_database"]:
         expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
                           for env in ("staging", "production")}
+    if pipeline.answers.get("service_type") in ("rag", "agent"):
+        expected_core.add("evaluation")  # the model quality gate
     assert set(jobs) == expected_core
     # Merge-request-only jobs stay out; so do monitoring and the tag's job.
     assert not {"template-conflicts", "mr-image", "synthetic-checks", "release-image"} & set(jobs)
@@ -785,3 +789,21 @@ def test_docs_walk_through_every_job(pipeline: Pipeline) -> None:
     assert missing == []
     for stage in STAGES:
         assert re.search(rf"^##+ .*\b{re.escape(stage)}\b", docs, re.M), stage
+
+
+@pytest.mark.parametrize("service_type", ["rag", "agent"])
+def test_ai_types_gate_on_their_evaluation(render_project: Callable[..., Path], service_type: str) -> None:
+    """The evaluation quality gate (`make eval`) is a feature-stage job of the AI types."""
+    if service_type not in SERVICE_TYPES:
+        pytest.skip(f"{service_type} is not among the selected service types")
+    project = render_project(service_type=service_type, eval_threshold=0.9)
+    feature = yaml.load((project / ".gitlab/ci/feature.yml").read_text(), Loader=_GitLabLoader)
+    job = feature["evaluation"]
+    assert job["stage"] == "feature"
+    assert job["script"] == ["make eval"]
+    assert "eval-report.json" in job["artifacts"]["paths"]
+    assert "EVAL_THRESHOLD ?= 0.9" in (project / "Makefile").read_text()
+    microservice = yaml.load(
+        (render_project().joinpath(".gitlab/ci/feature.yml")).read_text(), Loader=_GitLabLoader
+    )
+    assert "evaluation" not in microservice
