@@ -181,7 +181,10 @@ def test_image_metadata(built: Built) -> None:
     config = image["Config"]
     assert config["User"] == f"{UID}:{UID}"
     assert config["Entrypoint"] == ["/app/.venv/bin/python", "-m", _package(built.project)]
-    assert "8000/tcp" in config["ExposedPorts"]
+    if built.service_type in BATCH_TYPES:
+        assert not config.get("ExposedPorts"), "a batch serves no port"
+    else:
+        assert "8000/tcp" in config["ExposedPorts"]
     revision = run(["git", "rev-parse", "HEAD"], cwd=built.project).stdout.strip()
     epoch = int(run(["git", "log", "-1", "--format=%ct"], cwd=built.project).stdout.strip())
     labels = config["Labels"]
@@ -190,7 +193,10 @@ def test_image_metadata(built: Built) -> None:
     assert labels["org.opencontainers.image.source"].startswith("https://gitlab.com/")
     assert image["Created"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)))
     health = image["Healthcheck"]  # kept because `make image` builds in docker format
-    assert health["Test"][:2] == ["CMD", "/app/.venv/bin/python"]
+    if built.service_type in BATCH_TYPES:
+        assert health["Test"] == ["NONE"], "a batch is judged by its exit code"
+    else:
+        assert health["Test"][:2] == ["CMD", "/app/.venv/bin/python"]
 
 
 def _package(project: Path) -> str:
@@ -403,8 +409,11 @@ def test_build_context_is_only_what_the_dockerfile_copies(built: Built, tmp_path
         run(["podman", "image", "unmount", tag], env=built.env, check=False)
     finally:
         containers.remove_image(tag, built.env)
-    assert {"pyproject.toml", "uv.lock", "README.md"} <= files
-    outside = sorted(f for f in files if f not in {"pyproject.toml", "uv.lock", "README.md"} and not f.startswith("src/"))
+    allowed = {"pyproject.toml", "uv.lock", "README.md"}
+    if built.service_type in BATCH_TYPES:
+        allowed.add("params.yaml")  # the batch's parameters ship in the image
+    assert allowed <= files
+    outside = sorted(f for f in files if f not in allowed and not f.startswith("src/"))
     assert not outside, f"files outside the allowlist reached the build context: {outside}"
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
 
