@@ -80,6 +80,7 @@ PIPELINE: set[str] = {
     ".gitlab/ci/main.yml",
     ".gitlab/ci/merge-request.yml",
     ".gitlab/ci/monitoring.yml",
+    ".gitlab/ci/template-update.yml",
     ".gitlab/ci/post-deploy.yml",
     ".gitlab/ci/pre-commit.yml",
     ".gitlab/ci/release.yml",

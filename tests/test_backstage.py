@@ -68,6 +68,12 @@ def test_generated_catalog_info_validates(render_project: Render) -> None:
     code, output = _validate(*(project / "catalog-info.yaml" for project in projects))
     assert code == 0, output
     assert output.count("ok   ") >= len(projects)
+    for kind, project in zip(SERVICE_TYPES, projects, strict=True):
+        component = next(yaml.safe_load_all((project / "catalog-info.yaml").read_text()))
+        batch = kind == "data-pipeline"  # a CronJob: no URL to link, no API to provide
+        assert component["spec"]["type"] == ("data-pipeline" if batch else "service"), kind
+        assert ("providesApis" in component["spec"]) is not batch, kind
+        assert ("links" in component["metadata"]) is not batch, kind
 
 
 INVALID = {

@@ -166,10 +166,15 @@ class Pipeline:
 VARIANTS = [
     {"service_type": service_type, "deploy_mode": mode, "use_database": database}
     for service_type, mode, database in product(SERVICE_TYPES, ["direct", "gitops"], [False, True])
+    # The batch's rollout runs Jobs from the pipeline: copier refuses gitops for it.
+    if not (service_type == "data-pipeline" and mode == "gitops")
 ]
 # The pipeline kinds whose jobs barely depend on the answers are listed for two variants
-# that differ in everything (gitlab-ci-local takes a second or two per listing).
-SAMPLE_VARIANTS = [VARIANTS[1], VARIANTS[2]]
+# that differ in everything (gitlab-ci-local takes a second or two per listing), and for
+# the batch, whose later stages differ.
+HTTP_VARIANTS = [answers for answers in VARIANTS if answers["service_type"] != "data-pipeline"]
+BATCH_VARIANTS = [answers for answers in VARIANTS if answers["service_type"] == "data-pipeline"]
+SAMPLE_VARIANTS = HTTP_VARIANTS[1:3] + BATCH_VARIANTS[:1]
 
 
 def _variant_id(answers: dict[str, Any]) -> str:
@@ -212,6 +217,10 @@ def _commit_with_origin(project: Path) -> None:
 @pytest.fixture(params=VARIANTS, ids=_variant_id)
 def pipeline(request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]], Pipeline]) -> Pipeline:
     return pipelines(request.param)
+
+
+def is_batch(pipeline: Pipeline) -> bool:
+    return pipeline.answers["service_type"] == "data-pipeline"
 
 
 @pytest.fixture(params=SAMPLE_VARIANTS, ids=_variant_id)
@@ -325,6 +334,8 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
             assert environment, f"{name} changes an environment: declare it"
     expected = {"deploy-staging", "canary-rollback", "post-deploy-rollback"}
     expected |= {name for name in pipeline.jobs if re.fullmatch(r"canary-\d+", name)}
+    if is_batch(pipeline):
+        expected.add("model-promote")  # moves the MLflow alias (use_ml_tracking, on by default)
     if pipeline.answers["use_database"]:
         expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
                      for env in ("staging", "production")}
@@ -333,7 +344,8 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
     for name, job in pipeline.jobs.items():
         if job["stage"] in PRODUCTION_STAGES:
             assert job.get("interruptible") is False, f"{name} is part of a production rollout"
-    checks = {"pre-commit", "unit-tests", "integration-tests", "trivy-fs", "smoke-staging"}
+    checks = {"pre-commit", "unit-tests", "integration-tests", "trivy-fs",
+              "metrics-staging" if is_batch(pipeline) else "smoke-staging"}
     assert all("interruptible" not in pipeline.jobs[name] for name in checks)
     # The production deployment GitLab counts for DORA is the full promotion.
     starts = {
@@ -394,6 +406,8 @@ def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipelin
     }
     if pipeline.answers.get("service_type") in ("rag", "agent"):
         expected.add("evaluation")  # the model quality gate
+    if is_batch(pipeline):
+        expected.add("pipeline-quality")  # the batch on the bundled data, its metric checks
     assert set(jobs) == expected
     assert all(job["when"] == "on_success" for job in jobs.values())
     # Independent checks start at once (needs: []), not after the previous stage.
@@ -402,10 +416,11 @@ def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipelin
 
 
 def test_branch_without_merge_request_runs_the_fast_checks(sample_pipeline: Pipeline) -> None:
-    assert set(sample_pipeline.graph("feature-branch")) == {"pre-commit", "unit-tests"}
+    fast = {"pre-commit", "unit-tests"} | ({"pipeline-quality"} if is_batch(sample_pipeline) else set())
+    assert set(sample_pipeline.graph("feature-branch")) == fast
     # SonarQube joins the quality gate only when a server is configured.
     with_sonar = sample_pipeline.graph("feature-branch", "SONAR_HOST_URL=https://sonar.example.com")
-    assert set(with_sonar) == {"pre-commit", "unit-tests", "sonarqube"}
+    assert set(with_sonar) == fast | {"sonarqube"}
 
 
 def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) -> None:
@@ -416,14 +431,17 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
         "pre-commit", "unit-tests", "integration-tests", "contract-tests", "e2e-tests",
         "gitleaks", "bandit", "pip-audit", "trivy-fs", "manifests", "checkov",
         "build-image", "image-sbom", "image-trivy", "image-grype", "sign-image",
-        "prepare-release", "release",
-        "deploy-staging", "smoke-staging", "sanity-staging", "performance-staging",
-        "approve-production", "canary-rollback", "canary-notify-oncall",
-        "post-deploy-smoke", "post-deploy-golden-signals", "post-deploy-rollback",
+        "prepare-release", "release", "deploy-staging", "approve-production",
+        "canary-rollback", "canary-notify-oncall", "post-deploy-rollback",
         "post-deploy-notify-oncall",
     }
     expected_core |= {f"canary-{step}" for step in steps}
-    expected_core |= {f"canary-{step}-health" for step in steps[:-1]}
+    if is_batch(pipeline):
+        expected_core |= {"pipeline-quality", "metrics-staging", "model-promote", "post-deploy-metrics"}
+    else:
+        expected_core |= {"smoke-staging", "sanity-staging", "performance-staging",
+                          "post-deploy-smoke", "post-deploy-golden-signals"}
+        expected_core |= {f"canary-{step}-health" for step in steps[:-1]}
     if pipeline.answers["use_database"]:
         expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
                           for env in ("staging", "production")}
@@ -439,16 +457,23 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     for name in ("canary-rollback", "canary-notify-oncall", "post-deploy-rollback",
                  "post-deploy-notify-oncall"):
         assert jobs[name]["when"] == "on_failure", name
-    # Canary: each step after the previous step's health check; health checks after a pause.
     first_need = "db-migrate-production" if pipeline.answers["use_database"] else "approve-production"
     assert [n["job"] for n in jobs[f"canary-{steps[0]}"]["needs"]] == [first_need]
+    canary_jobs = {name for name in jobs if name.startswith("canary-") and name[7].isdigit()}
+    assert {n["job"] for n in jobs["canary-rollback"]["needs"]} == canary_jobs
+    if is_batch(pipeline):
+        # A batch step is its own check: the next share runs when the previous run passed.
+        for before, after in zip(steps, steps[1:], strict=False):
+            assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}"]
+        assert {n["job"] for n in jobs["post-deploy-rollback"]["needs"]} == {
+            "model-promote", "post-deploy-metrics"}
+        return
+    # Canary: each step after the previous step's health check; health checks after a pause.
     for step, pause in zip(steps[:-1], ["10", "20", "30"], strict=True):
         assert jobs[f"canary-{step}-health"]["when"] == "delayed"
         assert pipeline.jobs[f"canary-{step}-health"]["start_in"] == f"{pause} minutes"
     for before, after in zip(steps, steps[1:], strict=False):
         assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}-health"]
-    canary_jobs = {name for name in jobs if name.startswith("canary-") and name[7].isdigit()}
-    assert {n["job"] for n in jobs["canary-rollback"]["needs"]} == canary_jobs
     # Post-deploy checks retry before anything is rolled back.
     for name in ("post-deploy-smoke", "post-deploy-golden-signals"):
         assert pipeline.jobs[name]["retry"] == {"max": 2, "when": "script_failure"}
@@ -497,9 +522,14 @@ def test_release_tag_pipeline_only_tags_the_signed_image(sample_pipeline: Pipeli
 def test_schedules_run_only_monitoring_or_the_template_update_check(sample_pipeline: Pipeline) -> None:
     jobs = sample_pipeline.graph("schedule")
     _assert_needs_are_in_the_pipeline("schedule", jobs)
-    assert set(jobs) == {"synthetic-checks", "synthetic-golden-signals", "synthetic-notify-oncall"}
     assert {job["stage"] for job in jobs.values()} == {"monitoring"}
-    assert "smoke-test.sh --env production" in sample_pipeline.jobs["synthetic-checks"]["script"][0]
+    check = sample_pipeline.jobs["synthetic-checks"]["script"][0]
+    if is_batch(sample_pipeline):
+        assert set(jobs) == {"synthetic-checks", "synthetic-notify-oncall"}
+        assert "check-pipeline-freshness.sh --env production --max-age 26h" in check
+    else:
+        assert set(jobs) == {"synthetic-checks", "synthetic-golden-signals", "synthetic-notify-oncall"}
+        assert "smoke-test.sh --env production" in check
     assert set(sample_pipeline.graph("schedule-template-update")) == {"template-update-check"}
 
 
@@ -531,7 +561,8 @@ def test_reports_use_gitlab_report_types(pipeline: Pipeline) -> None:
     assert reports["trivy-fs"] == {"codequality": "gl-codequality-trivy.json"}
     assert reports["gitleaks"] == {"junit": "gitleaks-report.xml"}
     assert reports["bandit"] == {"junit": "bandit-report.xml"}
-    assert reports["performance-staging"] == {"load_performance": "performance-report.json"}
+    if not is_batch(pipeline):
+        assert reports["performance-staging"] == {"load_performance": "performance-report.json"}
     assert reports["prepare-release"] == {"dotenv": "release.env"}
     if pipeline.answers["use_database"]:
         services = pipeline.jobs["integration-tests"]["services"]
@@ -557,6 +588,63 @@ def test_canary_steps_and_pauses_come_from_the_answers(render_project: Callable[
     assert config["canary-100"]["script"] == ["./scripts-ci/deploy/canary-deploy.sh --percent 100"]
     stages = (project / ".gitlab-ci.yml").read_text()
     assert "progressive rollout 10 -> 50 -> 100%" in stages
+
+
+def _preview(project: Path) -> dict[str, Any]:
+    _commit_with_origin(project)
+    return yaml.safe_load(gitlab_ci_local(project, "--preview", "--no-json-schema-validation"))
+
+
+@pytest.mark.skipif("data-pipeline" not in SERVICE_TYPES, reason="data-pipeline is not selected")
+@pytest.mark.parametrize("tracking", [True, False])
+def test_the_batch_rolls_out_as_jobs_on_growing_shares(
+    render_project: Callable[..., Path], tracking: bool
+) -> None:
+    project = render_project(service_type="data-pipeline", canary_steps="10,50,100",
+                             use_ml_tracking=tracking)
+    config = _preview(project)
+    jobs = {name: job for name, job in config.items() if isinstance(job, dict) and "stage" in job}
+    by_stage = {stage: [name for name, job in jobs.items() if job["stage"] == stage]
+                for stage in ("staging", "canary", "post-deploy", "monitoring")}
+    assert by_stage["canary"] == ["canary-10", "canary-50", "canary-100", "canary-rollback",
+                                  "canary-notify-oncall"]
+    assert [config[f"canary-{step}"]["script"] for step in (10, 50, 100)] == [
+        [f"./scripts-ci/deploy/canary-deploy.sh --percent {step}"] for step in (10, 50, 100)]
+    assert by_stage["staging"] == ["deploy-staging", "metrics-staging"]
+    promote = ["model-promote"] if tracking else []
+    assert by_stage["post-deploy"] == [*promote, "post-deploy-metrics", "post-deploy-rollback",
+                                       "post-deploy-notify-oncall"]
+    if tracking:
+        script = "\n".join(config["model-promote"]["script"])
+        assert "run-batch-job.sh --env production -- promote" in script
+        # The alias goes back only when the smoke test of this very promotion fails.
+        assert "-- smoke ||" in script and "-- rollback; exit 1;" in script
+    assert by_stage["monitoring"] == ["synthetic-checks", "synthetic-notify-oncall", "template-update-check"]
+    everything = yaml.safe_dump(config)
+    for http_only in ("smoke-test.sh", "sanity-test.sh", "performance-test.sh", "golden-signals",
+                      "check-canary-health", "STAGING_URL", "PRODUCTION_URL"):
+        assert http_only not in everything, http_only
+    assert "runs on 10 -> 50 -> 100% of the partitions" in (project / ".gitlab-ci.yml").read_text()
+    quality = config["pipeline-quality"]["script"]
+    assert quality == (["make repro", "make pipeline-check"] if tracking
+                       else ["uv run --no-sync python -m my_service run"])
+
+
+def test_every_script_and_make_target_a_job_runs_exists(pipeline: Pipeline) -> None:
+    """A job calling a script or target the repository lacks fails only on GitLab: catch it here."""
+    makefile = (pipeline.path / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
+    missing = []
+    for name, job in pipeline.jobs.items():
+        for line in [*job.get("before_script", []), *job["script"]]:
+            for script in re.findall(r"\./(scripts-ci/[\w./-]+)", line):
+                path = pipeline.path / script
+                if not (path.is_file() and os.access(path, os.X_OK)):
+                    missing.append(f"{name}: {script}")
+            for target in re.findall(r"\bmake ([a-z][\w-]*)", line):
+                if target not in targets:
+                    missing.append(f"{name}: make {target}")
+    assert missing == []
 
 
 # ---------------------------------------------------------------- helpers of the pipeline
