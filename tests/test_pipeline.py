@@ -22,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import product
+from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
@@ -463,7 +463,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     assert {n["job"] for n in jobs["canary-rollback"]["needs"]} == canary_jobs
     if is_batch(pipeline):
         # A batch step is its own check: the next share runs when the previous run passed.
-        for before, after in zip(steps, steps[1:], strict=False):
+        for before, after in pairwise(steps):
             assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}"]
         assert {n["job"] for n in jobs["post-deploy-rollback"]["needs"]} == {
             "model-promote", "post-deploy-metrics"}
@@ -472,7 +472,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     for step, pause in zip(steps[:-1], ["10", "20", "30"], strict=True):
         assert jobs[f"canary-{step}-health"]["when"] == "delayed"
         assert pipeline.jobs[f"canary-{step}-health"]["start_in"] == f"{pause} minutes"
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in pairwise(steps):
         assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}-health"]
     # Post-deploy checks retry before anything is rolled back.
     for name in ("post-deploy-smoke", "post-deploy-golden-signals"):

@@ -104,7 +104,7 @@ def test_gitops_repository_is_validated_when_gitops_is_chosen(
 
 def test_gitops_is_refused_for_the_batch_pipeline(copier_template: Path, tmp_path: Path) -> None:
     """A batch's rollout runs Jobs from the pipeline: GitOps would leave nothing to run them."""
-    with pytest.raises(ValueError, match="deploy_mode gitops is for the HTTP service types.*choose direct"):
+    with pytest.raises(ValueError, match=r"deploy_mode gitops is for the HTTP service types.*choose direct"):
         render(copier_template, tmp_path / "p", {"service_type": "data-pipeline", "deploy_mode": "gitops"})
     assert not (tmp_path / "p").exists()
 
