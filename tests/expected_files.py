@@ -139,6 +139,16 @@ DEPLOY = {
     "deploy/overlays/staging/kustomization.yaml",
 }
 
+# deploy/ of the data pipeline (a batch): a CronJob instead of the Deployment, no Service,
+# HTTPRoute nor PodDisruptionBudget (its NetworkPolicy and monitoring files keep their names).
+DEPLOY_HTTP_ONLY = {
+    "deploy/base/httproute.yaml",
+    "deploy/base/poddisruptionbudget.yaml",
+    "deploy/base/services.yaml",
+    "deploy/base/workload/deployment.yaml",
+}
+DEPLOY_BATCH = {"deploy/base/workload/cronjob.yaml"}
+
 # Docs of the generated repository (runbook, ...).
 DOCS = {
     "docs/container.md",
@@ -274,10 +284,10 @@ def service_type_files(answers: Mapping[str, Any]) -> tuple[set[str], set[str]]:
         if tracking:
             added |= TRACKING_RUNS | {"dvc.yaml"}
     elif kind == "data-pipeline":
-        added |= BATCH | (BATCH_DATABASE if database else set())
+        added |= BATCH | DEPLOY_BATCH | (BATCH_DATABASE if database else set())
         if tracking:
             added |= TRACKING_RUNS | BATCH_TRACKING
-        removed = HTTP_ONLY | (HTTP_DATABASE_ONLY if database else set())
+        removed = HTTP_ONLY | DEPLOY_HTTP_ONLY | (HTTP_DATABASE_ONLY if database else set())
     return added, removed
 
 

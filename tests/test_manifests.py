@@ -1,6 +1,7 @@
 """deploy/ of a generated repository: Kustomize overlays that render, validate offline, meet the
 hardening and canary contracts, pass checkov with the Dockerfile; alert rules that promtool
-checks and unit-tests; a runbook section behind every alert."""
+checks and unit-tests; a runbook section behind every alert. The HTTP types get a Deployment
+behind a Gateway API route; the data pipeline a CronJob and alerts on its pushed metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import copy
 import json
 import re
 import shutil
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 from .support.procs import run
-from .support.project import ROOT
+from .support.project import ROOT, SERVICE_TYPES
 from .support.variants import rendered
 
 KUBERNETES_VERSION = "1.32.0"  # the kubectl of the test machines; GKE/EKS/AKS all serve it
@@ -35,6 +37,14 @@ CONTRACT_METRICS = {
     "process_resident_memory_bytes",
     "up",
 }
+# What the batch pushes to the Pushgateway (pipeline/telemetry.py).
+PUSHED_METRICS = {
+    "pipeline_last_success_timestamp_seconds",
+    "pipeline_last_failure_timestamp_seconds",
+    "pipeline_stage_duration_seconds",
+    "pipeline_rows",
+    "pipeline_model_metric",
+}
 
 # Answer sets whose manifests and Dockerfiles are checked (the container tests build them).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -43,6 +53,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "slim-3.13": {"runtime_image": "slim", "python_version": "3.13"},
     "distroless-3.12-gitops": {"python_version": "3.12", "deploy_mode": "gitops"},
 }
+# The data pipeline (a batch; gitops is refused for it): tracking on by default, and without
+# tracking but with a database.
+BATCH_VARIANTS: dict[str, dict[str, Any]] = {
+    "pipeline": {"service_type": "data-pipeline"},
+    "pipeline-db": {"service_type": "data-pipeline", "use_database": True, "use_ml_tracking": False},
+}
+if "data-pipeline" in SERVICE_TYPES:
+    VARIANTS.update(BATCH_VARIANTS)
+needs_batch = pytest.mark.skipif(
+    "data-pipeline" not in SERVICE_TYPES, reason="PLAYBOOK_SERVICE_TYPES leaves out data-pipeline"
+)
+HTTP_KINDS = {"ConfigMap", "Deployment", "HTTPRoute", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"}
+BATCH_KINDS = {"ConfigMap", "CronJob", "NetworkPolicy", "ServiceAccount"}
 
 Docs = list[dict[str, Any]]
 
@@ -91,11 +114,27 @@ def default(manifests: dict[tuple[str, str], str]) -> dict[str, Docs]:
     return {overlay: documents(manifests["default", overlay]) for overlay in OVERLAYS}
 
 
+@pytest.fixture(scope="module")
+def batch(manifests: dict[tuple[str, str], str]) -> dict[str, Docs]:
+    """The data pipeline's overlays (ML tracking on, no database)."""
+    return {overlay: documents(manifests["pipeline", overlay]) for overlay in OVERLAYS}
+
+
+def is_batch(variant: str) -> bool:
+    return VARIANTS[variant].get("service_type") == "data-pipeline"
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a Deployment or a CronJob."""
+    spec = workload["spec"]
+    return spec["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob" else spec["template"]
+
+
 def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tuple[str, str], str]) -> None:
-    kinds: set[str] = set()
+    kinds: dict[bool, set[str]] = {False: set(), True: set()}
     for (variant, overlay), text in manifests.items():
         for doc in documents(text):
-            kinds.add(doc["kind"])
+            kinds[is_batch(variant)].add(doc["kind"])
             where = f"{variant}/{overlay}: {doc['kind']} {doc['metadata']['name']}"
             try:
                 if doc["kind"] == "HTTPRoute":
@@ -104,10 +143,9 @@ def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tup
                     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as error:
                 pytest.fail(f"{where} is invalid: {error}")
-    assert kinds == {
-        "ConfigMap", "Deployment", "HTTPRoute", "NetworkPolicy", "PodDisruptionBudget",
-        "Service", "ServiceAccount",
-    }
+    assert kinds[False] == HTTP_KINDS
+    if "data-pipeline" in SERVICE_TYPES:
+        assert kinds[True] == BATCH_KINDS
 
 
 def test_httproute_schema_rejects_what_the_gateway_would() -> None:
@@ -179,13 +217,62 @@ def test_canary_runs_with_the_production_configuration(default: dict[str, Docs])
     assert env_from[1]["secretRef"] == {"name": f"{SLUG}-secrets", "optional": True}
 
 
+@needs_batch
+def test_the_batch_follows_the_scripts_ci_contract(batch: dict[str, Docs]) -> None:
+    """A CronJob per environment, nothing that serves; the canary CronJob is suspended (only a
+    template for the canary's Jobs); staging runs on a 5% share; the canary runs like production."""
+    staging, production, canary = (batch[o] for o in OVERLAYS)
+    stable = {"app.kubernetes.io/name": SLUG, "track": "stable"}
+    for overlay, docs in (("staging", staging), ("production", production)):
+        assert {doc["kind"] for doc in docs} == BATCH_KINDS, overlay
+        assert {doc["metadata"]["namespace"] for doc in docs} == {f"{SLUG}-{overlay}"}
+        (cronjob,) = by_kind(docs, "CronJob").values()
+        assert cronjob["metadata"]["name"] == SLUG
+        for labels in (cronjob["metadata"]["labels"], cronjob["spec"]["jobTemplate"]["metadata"]["labels"], pod_template(cronjob)["metadata"]["labels"]):
+            assert stable.items() <= labels.items(), overlay
+        assert "suspend" not in cronjob["spec"] or cronjob["spec"]["suspend"] is False, overlay
+        assert pod_template(cronjob)["spec"]["containers"][0]["image"] == f"{SLUG}:set-by-pipeline"
+    configs = {overlay: {d["kind"]: d for d in batch[overlay]}["ConfigMap"]["data"] for overlay in OVERLAYS}
+    assert configs["staging"]["PIPELINE_SHARE"] == "0.05"
+    assert "PIPELINE_SHARE" not in configs["production"]
+    assert configs["staging"]["ENVIRONMENT"] == "staging" and configs["production"]["ENVIRONMENT"] == "production"
+    for data in configs.values():
+        assert data["PUSHGATEWAY_URL"].endswith(":9091") and data["MLFLOW_TRACKING_URI"]
+
+    assert sorted((doc["kind"], doc["metadata"]["name"]) for doc in canary) == [
+        ("ConfigMap", next(d["metadata"]["name"] for d in canary if d["kind"] == "ConfigMap")),
+        ("CronJob", f"{SLUG}-canary"),
+    ]
+    cronjob = by_kind(canary, "CronJob")[f"{SLUG}-canary"]
+    assert cronjob["metadata"]["namespace"] == f"{SLUG}-production"
+    assert cronjob["spec"]["suspend"] is True
+    canary_labels = {**stable, "track": "canary"}
+    for labels in (cronjob["metadata"]["labels"], cronjob["spec"]["jobTemplate"]["metadata"]["labels"], pod_template(cronjob)["metadata"]["labels"]):
+        assert canary_labels.items() <= labels.items()
+    assert configs["canary"] == configs["production"]
+    pod = pod_template(cronjob)["spec"]
+    assert pod["serviceAccountName"] == SLUG
+    assert pod["containers"][0]["envFrom"][1]["secretRef"] == {"name": f"{SLUG}-secrets", "optional": True}
+
+    # components/production sizes the batch's container (its path differs from a Deployment's).
+    resources = {
+        overlay: pod_template(next(iter(by_kind(batch[overlay], "CronJob").values())))["spec"]["containers"][0]["resources"]
+        for overlay in OVERLAYS
+    }
+    assert resources["production"] == resources["canary"] != resources["staging"]
+    assert resources["production"]["requests"] == {"cpu": "1", "memory": "1Gi"}
+
+
 def test_every_pod_is_hardened(manifests: dict[tuple[str, str], str], projects: dict[str, Path]) -> None:
     dockerfile = (projects["default"] / "Dockerfile").read_text()
     assert "USER 10001:10001" in dockerfile, "the image and the manifests must agree on the UID"
     for (variant, overlay), text in manifests.items():
-        for name, deployment in by_kind(documents(text), "Deployment").items():
-            where = f"{variant}/{overlay}/{name}"
-            pod = deployment["spec"]["template"]["spec"]
+        workloads = {**by_kind(documents(text), "Deployment"), **by_kind(documents(text), "CronJob")}
+        assert len(workloads) == 1, f"{variant}/{overlay}: one workload per overlay, got {sorted(workloads)}"
+        for name, workload in workloads.items():
+            where = f"{variant}/{overlay}/{workload['kind']} {name}"
+            assert workload["kind"] == ("CronJob" if is_batch(variant) else "Deployment"), where
+            pod = pod_template(workload)["spec"]
             assert pod["automountServiceAccountToken"] is False, where
             assert pod["securityContext"] == {
                 "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
@@ -197,16 +284,39 @@ def test_every_pod_is_hardened(manifests: dict[tuple[str, str], str], projects: 
             assert security["allowPrivilegeEscalation"] is False, where
             assert security["capabilities"] == {"drop": ["ALL"]}, where
             assert security["runAsNonRoot"] is True and security["runAsUser"] == 10001, where
+            assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
             assert {"cpu", "memory"} == container["resources"]["requests"].keys() == container["resources"]["limits"].keys(), where
-            probes = {kind: container[f"{kind}Probe"]["httpGet"]["path"] for kind in ("startup", "liveness", "readiness")}
-            assert probes == {"startup": "/healthz", "liveness": "/healthz", "readiness": "/readyz"}, where
             assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}], where
             assert pod["volumes"][0]["emptyDir"]["sizeLimit"], where
-            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            if workload["kind"] == "CronJob":
+                _assert_batch_pod(workload, where)
+                continue
+            probes = {kind: container[f"{kind}Probe"]["httpGet"]["path"] for kind in ("startup", "liveness", "readiness")}
+            assert probes == {"startup": "/healthz", "liveness": "/healthz", "readiness": "/readyz"}, where
+            annotations = workload["spec"]["template"]["metadata"]["annotations"]
             assert annotations["prometheus.io/scrape"] == "true", where
             assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"]) == "8000", where
         for account in by_kind(documents(text), "ServiceAccount").values():
             assert account["automountServiceAccountToken"] is False
+
+
+def _assert_batch_pod(cronjob: dict[str, Any], where: str) -> None:
+    """A run is one try to completion, never two at once, and serves nothing."""
+    spec = cronjob["spec"]
+    job = spec["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["concurrencyPolicy"] == "Forbid", where
+    assert (spec["schedule"], spec["timeZone"]) == ("0 3 * * *", "Etc/UTC"), where
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 0 and job["ttlSecondsAfterFinished"] > 0, where
+    assert pod["restartPolicy"] == "Never", where
+    assert pod["enableServiceLinks"] is False, where
+    assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe"} & container.keys(), where
+    assert container["name"] == "app" and container["args"] == ["run"], where
+    assert container["env"] == [
+        {"name": "TRACK", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['track']"}}}
+    ], where
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}], where
 
 
 def test_network_policy_and_disruption_budget_cover_the_pods(default: dict[str, Docs], manifests: dict[tuple[str, str], str]) -> None:
@@ -223,24 +333,39 @@ def test_network_policy_and_disruption_budget_cover_the_pods(default: dict[str, 
         return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert 5432 not in egress_ports("default")
     assert 5432 in egress_ports("database")
+    if "data-pipeline" not in SERVICE_TYPES:
+        return
+    # The batch serves nothing: no ingress rule at all (deny all in), egress to what a run uses.
+    for variant, overlay in product(BATCH_VARIANTS, OVERLAYS):
+        docs = documents(manifests[variant, overlay])
+        assert "PodDisruptionBudget" not in {doc["kind"] for doc in docs}
+        if overlay == "canary":
+            continue
+        policy = by_kind(docs, "NetworkPolicy")[SLUG]["spec"]
+        assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": SLUG}}
+        assert policy["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in policy
+    assert {53, 4317, 4318, 9091, 5000, 443} <= egress_ports("pipeline") and 5432 not in egress_ports("pipeline")
+    assert {53, 9091, 5432} <= egress_ports("pipeline-db") and 5000 not in egress_ports("pipeline-db")
 
 
 def _images(rendered_text: str) -> set[str]:
+    docs = documents(rendered_text)
     return {
         container["image"]
-        for deployment in by_kind(documents(rendered_text), "Deployment").values()
-        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for workload in [*by_kind(docs, "Deployment").values(), *by_kind(docs, "CronJob").values()]
+        for container in pod_template(workload)["spec"]["containers"]
     }
 
 
+@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
 def test_the_pipeline_sets_image_and_namespace_on_top_of_each_overlay(
-    projects: dict[str, Path], tmp_path: Path
+    projects: dict[str, Path], tmp_path: Path, variant: str
 ) -> None:
     """scripts-ci renders an overlay through a kustomization on top of it that sets `images`
     (by the logical name) and `namespace`; `kustomize edit set image` in the overlay is the
     other way. Both must end up running IMAGE, and the unset placeholder must be explicit."""
     deploy = tmp_path / "deploy"
-    shutil.copytree(projects["default"] / "deploy", deploy)
+    shutil.copytree(projects[variant] / "deploy", deploy)
     image = f"registry.example.com/acme/{SLUG}"
     for overlay in OVERLAYS:
         assert _images(kustomize(deploy / "overlays" / overlay)) == {f"{SLUG}:set-by-pipeline"}
@@ -328,23 +453,36 @@ def test_checkov_passes_the_dockerfiles_and_rendered_manifests(
     assert result.returncode == 0, result.stdout[-2000:]
 
 
-def test_alert_rules_pass_promtool_check_and_unit_tests(projects: dict[str, Path]) -> None:
-    monitoring = projects["default"] / "deploy" / "monitoring"
+@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
+def test_alert_rules_pass_promtool_check_and_unit_tests(projects: dict[str, Path], variant: str) -> None:
+    monitoring = projects[variant] / "deploy" / "monitoring"
     checked = run(["promtool", "check", "rules", str(monitoring / "alerts.yaml")])
     assert "SUCCESS" in checked.stdout
     tested = run(["promtool", "test", "rules", str(monitoring / "alerts.test.yaml")])
     assert "SUCCESS" in tested.stdout
 
 
-def test_a_broken_alert_fails_its_unit_test(projects: dict[str, Path], tmp_path: Path) -> None:
-    """The promtool tests catch a wrong threshold, so they are not a rubber stamp."""
-    monitoring = projects["default"] / "deploy" / "monitoring"
+@pytest.mark.parametrize(
+    ("variant", "alert", "right", "wrong"),
+    [
+        ("default", "HighErrorRate", "> 0.05\n", "> 0.5\n"),
+        pytest.param("pipeline", "PipelineStale", "> 26 * 3600", "> 24 * 3600", marks=needs_batch),
+        pytest.param("pipeline", "PipelineCanaryFailed", 'track="canary"})\n            >', 'track="stable"})\n            >', marks=needs_batch),
+        pytest.param("pipeline", "PipelineFailed", "\n               or 0 * max", "\n               and 0 * max", marks=needs_batch),
+    ],
+    ids=["http-threshold", "batch-staleness", "batch-canary-track", "batch-never-succeeded"],
+)
+def test_a_broken_alert_fails_its_unit_test(
+    projects: dict[str, Path], tmp_path: Path, variant: str, alert: str, right: str, wrong: str
+) -> None:
+    """The promtool tests catch a wrong threshold or selector, so they are not a rubber stamp."""
+    monitoring = projects[variant] / "deploy" / "monitoring"
     shutil.copy(monitoring / "alerts.test.yaml", tmp_path)
     rules = (monitoring / "alerts.yaml").read_text()
-    assert "> 0.05\n" in rules
-    (tmp_path / "alerts.yaml").write_text(rules.replace("> 0.05\n", "> 0.5\n", 1))
+    assert right in rules
+    (tmp_path / "alerts.yaml").write_text(rules.replace(right, wrong, 1))
     result = run(["promtool", "test", "rules", str(tmp_path / "alerts.test.yaml")], check=False)
-    assert result.returncode != 0 and "HighErrorRate" in result.stdout
+    assert result.returncode != 0 and alert in result.stdout, result.stdout
 
 
 def test_prometheus_scrape_job_is_valid(projects: dict[str, Path], tmp_path: Path) -> None:
@@ -365,6 +503,19 @@ def test_prometheus_scrape_job_is_valid(projects: dict[str, Path], tmp_path: Pat
     assert "SUCCESS: 1 rule files found" in result.stdout
 
 
+@needs_batch
+def test_prometheus_scrapes_the_pushgateway_for_the_batch(projects: dict[str, Path]) -> None:
+    """The batch's Jobs push; Prometheus scrapes the Pushgateway and keeps the pushed labels
+    (job, environment, track) with honor_labels."""
+    monitoring = projects["pipeline"] / "deploy" / "monitoring"
+    config = yaml.safe_load((monitoring / "prometheus.yaml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "pushgateway" and job["honor_labels"] is True
+    assert job["static_configs"][0]["targets"][0].endswith(":9091")
+    result = run(["promtool", "check", "config", str(monitoring / "prometheus.yaml")])
+    assert "SUCCESS: 1 rule files found" in result.stdout
+
+
 def _alerts(project: Path) -> list[dict[str, Any]]:
     groups = yaml.safe_load((project / "deploy" / "monitoring" / "alerts.yaml").read_text())["groups"]
     return [rule for group in groups for rule in group["rules"]]
@@ -381,7 +532,7 @@ def test_every_alert_links_its_runbook_section(projects: dict[str, Path]) -> Non
         for link in re.findall(r"\]\(#([\w-]+)\)", runbook):
             assert link in anchors, f"{variant}: docs/runbook.md links #{link}, which is no heading"
         alerts = [rule for rule in _alerts(project) if "alert" in rule]
-        assert len(alerts) >= 8
+        assert len(alerts) >= (5 if is_batch(variant) else 8), variant
         for rule in alerts:
             url = rule["annotations"]["runbook_url"]
             page, _, anchor = url.partition("#")
@@ -407,6 +558,28 @@ def test_alerts_cover_the_golden_signals_with_the_contract_metrics(projects: dic
     assert signals <= names
 
 
+@needs_batch
+def test_batch_alerts_watch_the_pushed_metrics_on_the_schedule(projects: dict[str, Path], batch: dict[str, Docs]) -> None:
+    """Batch rules instead of golden signals, on the metrics the pipeline pushes, with
+    thresholds that follow the CronJob (daily schedule, activeDeadlineSeconds)."""
+    rules = _alerts(projects["pipeline"])
+    alerts = {rule["alert"]: rule for rule in rules if "alert" in rule}
+    assert set(alerts) == {"PipelineFailed", "PipelineCanaryFailed", "PipelineStale", "PipelineMetricsMissing", "PipelineRunNearDeadline"}
+    used: set[str] = set()
+    for rule in rules:
+        assert f'job="{SLUG}"' in rule["expr"], rule["alert"]
+        used |= set(re.findall(r"\b(pipeline_[a-z_]+)\{", rule["expr"]))
+    assert used <= PUSHED_METRICS and "http_requests_total" not in str(rules)
+    assert {"pipeline_last_success_timestamp_seconds", "pipeline_last_failure_timestamp_seconds"} <= used
+    assert 'track="canary"' in alerts["PipelineCanaryFailed"]["expr"]
+    assert 'track="stable"' in alerts["PipelineFailed"]["expr"] and 'track="stable"' in alerts["PipelineStale"]["expr"]
+    cronjob = by_kind(batch["production"], "CronJob")[SLUG]["spec"]
+    assert cronjob["schedule"] == "0 3 * * *"  # daily: 24h + 2h of margin
+    assert alerts["PipelineStale"]["expr"].rstrip().endswith("> 26 * 3600")
+    deadline = cronjob["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert alerts["PipelineRunNearDeadline"]["expr"].rstrip().endswith(f"> 0.8 * {deadline}")
+
+
 def test_saturation_thresholds_follow_the_container_limits(default: dict[str, Docs], projects: dict[str, Path]) -> None:
     limits = [
         by_kind(default[overlay], "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
@@ -418,9 +591,10 @@ def test_saturation_thresholds_follow_the_container_limits(default: dict[str, Do
     assert alerts["HighMemoryUsage"].rstrip().endswith("> 0.9 * 512 * 1024 * 1024")  # 90% of 512Mi
 
 
-def test_make_manifests_renders_every_overlay(projects: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
+def test_make_manifests_renders_every_overlay(projects: dict[str, Path], tmp_path: Path, variant: str) -> None:
     project = tmp_path / "project"
-    shutil.copytree(projects["default"], project)
+    shutil.copytree(projects[variant], project)
     result = run(["make", "manifests"], cwd=project)
     written = sorted(path.name for path in (project / "build" / "manifests").iterdir())
     assert written == sorted(f"{overlay}.yaml" for overlay in OVERLAYS), result.stdout

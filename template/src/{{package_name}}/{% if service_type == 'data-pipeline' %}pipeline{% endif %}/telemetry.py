@@ -1,8 +1,11 @@
 """Observability of the batch: a span per stage, and metrics pushed to a Pushgateway.
 
 A Job lives too briefly to be scraped, so its metrics go to the Prometheus Pushgateway at
-PUSHGATEWAY_URL when the run ends (success or failure). Traces follow OTEL_TRACES_EXPORTER
-like the services' ("none", "console" or "otlp").
+PUSHGATEWAY_URL when the run ends (success or failure), grouped by job, `environment` and
+`track` (TRACK: the canary's runs never overwrite stable's). A run adds to its group (POST)
+rather than replacing it, and pushes only its own outcome's timestamp: the last success
+survives a failed run, which deploy/monitoring/alerts.yaml relies on. Traces follow
+OTEL_TRACES_EXPORTER like the services' ("none", "console" or "otlp").
 """
 
 import logging
@@ -15,7 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
 from ..settings import Settings
 
@@ -49,16 +52,6 @@ class BatchTelemetry:
             "pipeline_model_metric",
             "Evaluation metrics of the last run's model",
             ("metric",),
-            registry=self.registry,
-        )
-        self.last_success = Gauge(
-            "pipeline_last_success_timestamp_seconds",
-            "When a run last succeeded (alert when it is too old)",
-            registry=self.registry,
-        )
-        self.last_failure = Gauge(
-            "pipeline_last_failure_timestamp_seconds",
-            "When a run last failed",
             registry=self.registry,
         )
         self.provider: TracerProvider | None = None
@@ -95,16 +88,33 @@ class BatchTelemetry:
         for name, value in metrics.items():
             self.model_metric.labels(name).set(value)
 
+    def grouping_key(self) -> dict[str, str]:
+        """The Pushgateway group of this run: one per environment and track."""
+        return {"environment": self.settings.environment, "track": self.settings.track}
+
     def finish(self, succeeded: bool) -> None:
         """Mark the run's outcome, push the metrics and flush the spans."""
-        (self.last_success if succeeded else self.last_failure).set_to_current_time()
+        # Registered here, and only the outcome's: an unset gauge would push 0 over the other.
+        if succeeded:
+            outcome = Gauge(
+                "pipeline_last_success_timestamp_seconds",
+                "When a run last succeeded (alert when it is too old)",
+                registry=self.registry,
+            )
+        else:
+            outcome = Gauge(
+                "pipeline_last_failure_timestamp_seconds",
+                "When a run last failed",
+                registry=self.registry,
+            )
+        outcome.set_to_current_time()
         if self.settings.pushgateway_url:
             try:
-                push_to_gateway(
+                pushadd_to_gateway(
                     self.settings.pushgateway_url,
                     job=self.settings.service_name,
                     registry=self.registry,
-                    grouping_key={"environment": self.settings.environment},
+                    grouping_key=self.grouping_key(),
                 )
             except OSError as error:
                 log.warning("metrics not pushed", extra={"error": str(error)})
