@@ -1361,3 +1361,106 @@ def test_batch_applied_manifests_validate(batch_cluster: BatchCluster) -> None:
     result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", *map(str, applied)])
     assert "passed for resource cronjob/my-service" in result.stdout
     assert "passed for resource cronjob/my-service-canary" in result.stdout
+
+
+# ----------------------------------------------------------------- Prometheus: pipeline freshness
+
+FRESHNESS_SERIES = [
+    # (job, environment, track, last success (seconds ago), last failure (seconds ago))
+    ("my-service", "production", "stable", 3600, None),
+    ("my-service", "production", "canary", None, 60),  # a failed canary run never counts
+    ("my-service", "staging", "stable", 30 * 3600, None),
+    ("failed-pipeline", "production", "stable", 2 * 3600, 3600),
+    ("never-pipeline", "production", "stable", None, 600),
+]
+
+
+@pytest.fixture(scope="module")
+def pushed_metrics() -> Iterator[Monitoring]:
+    """A real Prometheus scraping what a Pushgateway would expose after the pipeline's pushes
+    (grouping key job, environment, track), with honor_labels as a Pushgateway is scraped."""
+    now = time.time()
+    lines = ["# TYPE pipeline_last_success_timestamp_seconds gauge",
+             "# TYPE pipeline_last_failure_timestamp_seconds gauge"]
+    for job, environment, track, success, failure in FRESHNESS_SERIES:
+        labels = f'environment="{environment}",job="{job}",track="{track}"'
+        for name, ago in (("success", success), ("failure", failure)):
+            if ago is not None:
+                lines.append(f"pipeline_last_{name}_timestamp_seconds{{{labels}}} {now - ago:.3f}")
+    body = ("\n".join(lines) + "\n").encode()
+
+    class Exporter(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The Pushgateway's own target labels; its series keep their job (honor_labels).
+    target = (f"127.0.0.1:{server.server_port}", {"namespace": "monitoring"})
+    prometheus = Prometheus.start([target], honor_labels=True)
+    try:
+        deadline = time.monotonic() + 30
+        expected = len(lines) - 2
+        while len(prometheus.query('{__name__=~"pipeline_last_.*"}')) < expected:
+            assert time.monotonic() < deadline, prometheus.log()
+            time.sleep(0.3)
+        yield Monitoring(prometheus, {"PROMETHEUS_URL": prometheus.url})
+    finally:
+        prometheus.stop()
+        server.shutdown()
+
+
+def test_pipeline_freshness_passes_after_a_recent_success(batch: Path, pushed_metrics: Monitoring) -> None:
+    report = pushed_metrics.prometheus.workdir / "freshness.json"
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", "--env", "production",
+                    "--report", str(report), env=pushed_metrics.env)
+    assert result.returncode == 0, explain(result)
+    assert '{job="my-service",environment="production",track="stable"}' in result.stdout
+    assert re.search(r"^last success +\S+ \((0h59m|1h00m) ago\) +<= 26h ago +ok$", result.stdout, re.M)
+    assert re.search(r"^last failure +none +before the last success +ok$", result.stdout, re.M)
+    assert "RESULT: PASS" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is True and data["last_failure"] is None
+    assert 3500 < data["evaluated_at"] - data["last_success"] < 3700
+    assert data["max_age_seconds"] == 26 * 3600
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["--env", "production", "--max-age", "30m"], {}, 1, "FAIL the last success is 0h59m old, more than 30m"),
+        (["--env", "staging"], {}, 1, "FAIL the last success is 30h00m old, more than 26h"),
+        (["--env", "production"], {"SERVICE_NAME": "failed-pipeline"}, 1, "after the last success"),
+        (["--env", "production"], {"SERVICE_NAME": "never-pipeline"}, 1, "and never succeeded"),
+        (["--env", "production"], {"SERVICE_NAME": "absent-pipeline"}, 4, "RESULT: NO DATA"),
+        (["--env", "production"], {"PROM_SELECTOR": 'job=~"("'}, 2, "Prometheus refused the query"),
+    ],
+    ids=["too-old-for-max-age", "stale", "failed-after-success", "never-succeeded", "no-series", "bad-selector"],
+)
+def test_pipeline_freshness_fails_and_says_why(
+    batch: Path, pushed_metrics: Monitoring, args: list[str], env: dict[str, str], code: int, message: str
+) -> None:
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", *args,
+                    env={**pushed_metrics.env, **env})
+    assert result.returncode == code, explain(result)
+    if "0h59m" in message:  # the clock moves: a success just over an hour old reads 1h00m too
+        assert re.search(r"FAIL the last success is (0h59m|1h00m) old, more than 30m", result.stdout)
+    elif "30h00m" in message:
+        assert re.search(r"FAIL the last success is (29h59m|30h00m|30h01m) old, more than 26h", result.stdout)
+    else:
+        assert message in result.stdout, explain(result)
+    if code == 1:
+        assert "RESULT: FAIL" in result.stdout
+
+
+def test_pipeline_freshness_reports_an_unreachable_prometheus(batch: Path) -> None:
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", "--env", "production",
+                    env={"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.returncode == 5, explain(result)
+    assert "cannot reach Prometheus at http://127.0.0.1:" in result.stdout
