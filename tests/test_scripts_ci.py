@@ -1329,6 +1329,9 @@ def test_batch_dry_run_shows_the_changes_and_makes_none(batch_cluster: BatchClus
             assert "dry-run, would run: kubectl create" in result.stdout or \
                 "dry-run, would run a Job from cronjob/" in result.stdout, explain(result)
     assert json.loads((cluster.kubectl.directory / "state.json").read_text()) == before
+    result = cluster.run("deploy/canary-deploy.sh", "--dry-run", "--percent", "100", image=V2)
+    assert f"once applied, the Job below would run {V2}" in result.stdout
+    assert "Job my-service-release-p100-2222222 from cronjob/my-service" in result.stdout
     result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--dry-run", "--", "promote")
     assert "Job my-service-promote-1111111 from cronjob/my-service: image " + V1 + ', args ["promote"]' in result.stdout
 
