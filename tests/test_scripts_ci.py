@@ -1096,7 +1096,7 @@ def test_batch_staging_deploy_applies_the_cronjob_and_runs_a_sample_job(batch_cl
     assert result.returncode == 0, explain(result)
     assert cluster.changes() == [
         f"apply {staging} -f <manifests>",
-        f"delete job my-service-staging-2222222 {staging} --wait=true",
+        f"delete job my-service-staging-2222222 {staging} --cascade=foreground --wait=true",
         f"create {staging} -f -",
     ]
     assert cluster.jobs(STAGING) == ["my-service-staging-1111111", "my-service-staging-2222222"]
@@ -1219,7 +1219,7 @@ def test_batch_rollback_stops_canary_runs_restores_the_previous_image_and_is_ide
     assert result.returncode == 0, explain(result)
     assert f"letting running Jobs finish (up to 1s; --immediate skips this): {running}" in result.stdout
     assert cluster.changes() == [
-        f"delete job {running} {prod} --ignore-not-found --wait=true",
+        f"delete job {running} {prod} --ignore-not-found --cascade=foreground --wait=true",
         f"set image cronjob/my-service {prod} app={V1}",
         f"annotate cronjob my-service {prod} --overwrite scripts-ci/rolled-back-from={V2}",
     ]
