@@ -114,6 +114,23 @@ SCRIPTS_CI: set[str] = {
     "scripts-ci/test/smoke-test.sh",
     "scripts-ci/test/wrk-report.lua",
 }
+# A batch (data-pipeline: serves_http false) has no HTTP tests nor golden signals; its deploy
+# scripts (same names) work on CronJobs, plus these.
+SCRIPTS_CI_HTTP_ONLY = {
+    "scripts-ci/lib/http.sh",
+    "scripts-ci/monitoring/check-canary-health.sh",
+    "scripts-ci/monitoring/check-golden-signals.sh",
+    "scripts-ci/monitoring/golden_signals.py",
+    "scripts-ci/test/performance-test.sh",
+    "scripts-ci/test/sanity-test.sh",
+    "scripts-ci/test/smoke-test.sh",
+    "scripts-ci/test/wrk-report.lua",
+}
+SCRIPTS_CI_BATCH = {
+    "scripts-ci/deploy/run-batch-job.sh",
+    "scripts-ci/lib/batch.sh",
+    "scripts-ci/monitoring/check-pipeline-freshness.sh",
+}
 
 # deploy/ manifests and alert rules (issue: containers and manifests).
 DEPLOY = {
@@ -302,4 +319,6 @@ def expected_files(answers: Mapping[str, Any]) -> set[str]:
     if answers["service_type"] != "data-pipeline":
         # The sanity check of the service type's main use case (a batch has none over HTTP).
         files.add(f"scripts-ci/test/sanity/{answers['service_type']}.sh")
+    else:
+        files = (files - SCRIPTS_CI_HTTP_ONLY) | SCRIPTS_CI_BATCH
     return {name.format(pkg=answers["package_name"]) for name in files}

@@ -5,7 +5,9 @@
 - backup -> failed migration -> restore against a real PostgreSQL;
 - notify-oncall against a local webhook receiver;
 - deploy, canary and rollback against a recording `kubectl` (no cluster can run here),
-  with manifests rendered by the real Kustomize and validated offline.
+  with manifests rendered by the real Kustomize and validated offline;
+- the batch (data-pipeline) variants: CronJob deploys and the Jobs run from them against the
+  same recording `kubectl`, and the pipeline freshness check against a real Prometheus.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .support.service import running_service
 Bootstrapped = Callable[..., Path]
 HERE = Path(__file__).parent
 DEPLOY_FIXTURE = HERE / "fixtures" / "deploy"
+BATCH_DEPLOY_FIXTURE = HERE / "fixtures" / "deploy-batch"
 VENV_BIN = Path(sys.executable).parent
 
 SCRIPTS = [
@@ -54,6 +57,21 @@ SCRIPTS = [
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
 ]
+# What a batch (data-pipeline, serves_http false) gets instead: no HTTP test nor golden signals.
+BATCH_SCRIPTS = [
+    "deploy/deploy-to-staging.sh",
+    "deploy/canary-deploy.sh",
+    "deploy/rollback-deployment.sh",
+    "deploy/run-batch-job.sh",
+    "monitoring/check-pipeline-freshness.sh",
+    "db/backup-db.sh",
+    "db/restore-db.sh",
+    "alerts/notify-oncall.sh",
+]
+
+
+def scripts_of(service_type: str) -> list[str]:
+    return BATCH_SCRIPTS if service_type == "data-pipeline" else SCRIPTS
 # Variables a developer's shell or a CI runner (GitLab's CI_*) may carry that would change
 # what the scripts do: blanked for every run (the scripts treat empty as unset).
 SCRIPT_VARIABLES = {
@@ -61,7 +79,8 @@ SCRIPT_VARIABLES = {
     "KUBE_CONTEXT", "DATABASE_URL", "STAGING_DATABASE_URL", "PRODUCTION_DATABASE_URL",
     "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT",
 }
-SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_")
+SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_",
+                   "JOB_", "FRESHNESS_", "FAKE_KUBECTL_")
 
 
 def script(
@@ -84,6 +103,13 @@ def explain(result: subprocess.CompletedProcess[str]) -> str:
 def rendered(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rendered microservice (defaults), enough for scripts that need no virtualenv."""
     return render(copier_template, tmp_path_factory.mktemp("rendered") / "project", {})
+
+
+@pytest.fixture(scope="module")
+def batch(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rendered data-pipeline (defaults): the batch variants of the scripts."""
+    return render(copier_template, tmp_path_factory.mktemp("batch") / "project",
+                  {"service_type": "data-pipeline"})
 
 
 @pytest.fixture(scope="module")
@@ -125,17 +151,24 @@ def db_service(with_db: Path, postgres: Postgres) -> Iterator[str]:
 def test_scripts_are_shellcheck_clean_and_executable(render_project: Render, service_type: str) -> None:
     project = render_project(service_type=service_type, use_database=True)
     shell_files = sorted(str(path) for path in project.glob("scripts-ci/**/*.sh"))
-    assert len(shell_files) >= len(SCRIPTS)
+    names = scripts_of(service_type)
+    assert len(shell_files) >= len(names)
     # The generated Makefile's command, with the template's own shellcheck binary.
     run([str(VENV_BIN / "shellcheck"), "--external-sources", *shell_files], cwd=project)
-    for name in SCRIPTS:
+    for name in names:
         assert os.access(project / "scripts-ci" / name, os.X_OK), f"{name} is not executable"
+    # Only one variant of each script, and none of the other kind's.
+    other = set(SCRIPTS if service_type == "data-pipeline" else BATCH_SCRIPTS) - set(names)
+    assert not [name for name in other if (project / "scripts-ci" / name).exists()]
+    assert (project / "scripts-ci" / "lib" / "http.sh").exists() == (service_type != "data-pipeline")
+    assert (project / "scripts-ci" / "lib" / "batch.sh").exists() == (service_type == "data-pipeline")
 
 
-def test_every_script_has_help_and_a_readme_section(rendered: Path) -> None:
-    project = rendered
+@pytest.mark.parametrize("kind", ["http", "batch"])
+def test_every_script_has_help_and_a_readme_section(rendered: Path, batch: Path, kind: str) -> None:
+    project, names = (rendered, SCRIPTS) if kind == "http" else (batch, BATCH_SCRIPTS)
     readme = (project / "scripts-ci" / "README.md").read_text()
-    for name in SCRIPTS:
+    for name in names:
         result = script(project, name, "--help")
         assert result.returncode == 0, explain(result)
         help_text = result.stdout
@@ -144,6 +177,34 @@ def test_every_script_has_help_and_a_readme_section(rendered: Path) -> None:
             assert part in help_text, f"{name} --help lacks {part!r}"
         assert f"\n## {name}\n" in readme, f"README.md has no section for {name}"
         assert f"`{name}" in readme, f"README.md's table does not list {name}"
+    mentioned = set(re.findall(r"`((?:deploy|test|monitoring|db|alerts)/[a-z-]+\.sh)", readme))
+    extra = mentioned - set(names) - ({"deploy/gitops-promote.sh"} if kind == "http" else set())
+    assert not extra, f"README.md describes scripts this service lacks: {extra}"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "env", "message"),
+    [
+        ("deploy/run-batch-job.sh", [], {}, "--env is required"),
+        ("deploy/run-batch-job.sh", ["--env", "production", "promote"], {}, "unknown argument 'promote' (the pipeline command goes after --"),
+        ("deploy/run-batch-job.sh", ["--env", "local"], {}, "a Job runs in a cluster"),
+        ("deploy/run-batch-job.sh", ["--env", "staging", "--share", "1.5"], {}, "invalid share '1.5'"),
+        ("deploy/run-batch-job.sh", ["--env", "staging", "--timeout", "soon"], {}, "invalid duration 'soon'"),
+        ("deploy/canary-deploy.sh", ["--percent", "101"], {}, "--percent must be a whole number from 1 to 100"),
+        ("deploy/deploy-to-staging.sh", [], {}, "no image to deploy"),
+        ("deploy/rollback-deployment.sh", ["--env", "qa"], {}, "unknown environment 'qa'"),
+        ("monitoring/check-pipeline-freshness.sh", [], {}, "--env is required"),
+        ("monitoring/check-pipeline-freshness.sh", ["--env", "production"], {}, "PROMETHEUS_URL is not set"),
+        ("monitoring/check-pipeline-freshness.sh", ["--env", "production", "--max-age", "1d"],
+         {"PROMETHEUS_URL": "http://127.0.0.1:9"}, "invalid duration '1d'"),
+    ],
+)
+def test_batch_scripts_refuse_wrong_usage_with_exit_2(
+    batch: Path, name: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = script(batch, name, *args, env=env)
+    assert result.returncode == 2, explain(result)
+    assert message in result.stdout, explain(result)
 
 
 @pytest.mark.parametrize(
@@ -675,7 +736,7 @@ def test_notify_oncall_does_not_retry_a_rejected_message(rendered: Path, receive
 V1 = "registry.example.com/acme/my-service:1111111"
 V2 = "registry.example.com/acme/my-service:2222222"
 BAD = "registry.example.com/acme/my-service:badbad0"
-CHANGES = {"apply", "patch", "scale", "annotate", "set"}
+CHANGES = {"apply", "patch", "scale", "annotate", "set", "create", "delete"}
 
 
 @dataclass
@@ -689,13 +750,15 @@ class Cluster:
 
     def changes(self) -> list[str]:
         """The changing kubectl calls since the last look, as command lines (`-f <manifests>`)."""
-        return [line for line in self.calls() if line.split()[0] in CHANGES]
+        return [line for line in self.calls()
+                if line.split()[0] in CHANGES and "--dry-run=client" not in line]
 
     def calls(self) -> list[str]:
         """Every kubectl call since the last look; the rendered file shows as `<manifests>`."""
         lines = []
         for call in self.kubectl.calls():
-            call = ["<manifests>" if i and call[i - 1] == "-f" else arg for i, arg in enumerate(call)]
+            call = ["<manifests>" if i and call[i - 1] == "-f" and arg != "-" else arg
+                    for i, arg in enumerate(call)]
             lines.append(" ".join(call))
         return lines
 
@@ -930,3 +993,477 @@ def test_applied_manifests_render_and_validate(cluster: Cluster) -> None:
             if document["kind"] == "HTTPRoute":  # no schema offline: check what the scripts use
                 refs = [ref["name"] for rule in document["spec"]["rules"] for ref in rule["backendRefs"]]
                 assert {"my-service", "my-service-canary"} <= set(refs)
+
+
+# ----------------------------------------------------------------- Kubernetes: the batch (data-pipeline)
+
+V3 = "registry.example.com/acme/my-service:3333333"
+STAGING = "my-service-staging"
+
+
+@dataclass
+class BatchCluster(Cluster):
+    def cronjob(self, name: str = "my-service", namespace: str = NAMESPACE) -> dict[str, Any]:
+        found = self.kubectl.object("CronJob", namespace, name)
+        assert found is not None, f"no CronJob {name} in {namespace}"
+        return found
+
+    def cron_image(self, name: str = "my-service", namespace: str = NAMESPACE) -> str:
+        spec = self.cronjob(name, namespace)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return str(spec["containers"][0]["image"])
+
+    def job(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        found = self.kubectl.object("Job", namespace, name)
+        assert found is not None, f"no Job {name} in {namespace}"
+        return found
+
+    def jobs(self, namespace: str = NAMESPACE) -> list[str]:
+        state = json.loads((self.kubectl.directory / "state.json").read_text())
+        return sorted(key.rsplit("/", 1)[1] for key in state if key.startswith(f"{namespace}/Job/"))
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    [app] = [c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == "app"]
+    return app
+
+
+def share_env(job: dict[str, Any]) -> str | None:
+    values = [v["value"] for v in container(job).get("env", []) if v["name"] == "PIPELINE_SHARE"]
+    return values[0] if values else None
+
+
+def is_batch_deploy(deploy: Path) -> bool:
+    return any("kind: CronJob" in path.read_text() for path in deploy.rglob("*.yaml"))
+
+
+@pytest.fixture
+def batch_cluster(batch: Path, tmp_path: Path) -> BatchCluster:
+    """An empty fake cluster and a copy of the batch manifests (the project's own deploy/
+    when it is the batch one, else the test fixture that follows the same contract)."""
+    own = batch / "deploy"
+    source = own if own.is_dir() and is_batch_deploy(own) else BATCH_DEPLOY_FIXTURE
+    deploy = tmp_path / "deploy"
+    shutil.copytree(source, deploy)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    env = {**kubectl.env, "DEPLOY_DIR": str(deploy), "JOB_POLL_SECONDS": "0.1"}
+    return BatchCluster(batch, kubectl, env)
+
+
+def batch_released(cluster: BatchCluster, image: str = V1) -> None:
+    """The state after a first production release of `image`."""
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=image)
+    assert result.returncode == 0, explain(result)
+    cluster.kubectl.calls()
+
+
+def test_batch_staging_deploy_applies_the_cronjob_and_runs_a_sample_job(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    staging = f"--namespace {STAGING}"
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V1)
+    assert result.returncode == 0, explain(result)
+    calls = cluster.calls()
+    assert calls[0].startswith("kustomize ")  # rendered by the real Kustomize
+    job = "my-service-staging-1111111"
+    assert f"create job {job} --from=cronjob/my-service {staging} --dry-run=client -o json" in calls
+    assert [line for line in calls if line.split()[0] in CHANGES and "--dry-run" not in line] == [
+        f"apply {staging} -f <manifests>",
+        f"create {staging} -f -",
+    ]
+    assert calls.index(f"apply {staging} -f <manifests>") < calls.index(f"create {staging} -f -")
+    assert calls[-1] == f"logs job/{job} {staging}"
+    assert cluster.cron_image(namespace=STAGING) == V1
+    created = cluster.job(job, STAGING)
+    assert created["metadata"]["labels"].items() >= {"scripts-ci/run": "staging", "track": "stable",
+                                                     "app.kubernetes.io/name": "my-service"}.items()
+    assert created["metadata"]["ownerReferences"][0]["name"] == "my-service"  # from the live CronJob
+    assert container(created)["image"] == V1 and share_env(created) is None
+    # The Job's logs are printed: staging's configuration runs it on a 5% sample.
+    assert f"----- logs of job/{job} -----" in result.stdout
+    assert '"message": "PIPELINE_SHARE=0.05"' in result.stdout
+    assert "first deploy of CronJob my-service" in result.stdout
+    assert "the sample run passed" in result.stdout
+
+    # The next deploy remembers what ran before, for the rollback.
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V2)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [
+        f"annotate cronjob my-service {staging} --overwrite scripts-ci/previous-image={V1}",
+        f"apply {staging} -f <manifests>",
+        f"create {staging} -f -",
+    ]
+    # A retry of the same CI job replaces its finished Job of the same name.
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V2)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [
+        f"apply {staging} -f <manifests>",
+        f"delete job my-service-staging-2222222 {staging} --cascade=foreground --wait=true",
+        f"create {staging} -f -",
+    ]
+    assert cluster.jobs(STAGING) == ["my-service-staging-1111111", "my-service-staging-2222222"]
+    assert cluster.cronjob(namespace=STAGING)["metadata"]["annotations"]["scripts-ci/previous-image"] == V1
+
+
+def test_batch_failing_staging_run_fails_with_its_logs(batch_cluster: BatchCluster) -> None:
+    result = batch_cluster.run("deploy/deploy-to-staging.sh", image=BAD, FAKE_KUBECTL_UNHEALTHY=BAD)
+    assert result.returncode == 1, explain(result)
+    job = "my-service-staging-badbad0"
+    assert f"Job {job} failed: BackoffLimitExceeded" in result.stdout
+    assert "check failed: accuracy 0.41 is below 0.80" in result.stdout  # its logs
+    assert f"pods of job/{job} and recent events" in result.stdout
+    assert f"{job}-x7k2p" in result.stdout and "Error" in result.stdout
+    assert "rollback-deployment.sh --env staging" in result.stdout
+
+
+def test_batch_canary_steps_run_on_a_share_and_promotion_remembers_the_previous_image(
+    batch_cluster: BatchCluster,
+) -> None:
+    cluster = batch_cluster
+    prod = f"--namespace {NAMESPACE}"
+    # The first release goes straight to a full run: nothing to remember yet.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=V1)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [f"apply {prod} -f <manifests>", f"create {prod} -f -"]
+    assert "first deploy of CronJob my-service" in result.stdout
+    assert cluster.cron_image() == V1
+
+    for percent, share in ((5, "0.05"), (25, "0.25"), (50, "0.5")):
+        result = cluster.run("deploy/canary-deploy.sh", "--percent", str(percent), image=V2)
+        assert result.returncode == 0, explain(result)
+        calls = cluster.calls()
+        assert f"create job my-service-canary-step-p{percent}-2222222 --from=cronjob/my-service-canary {prod} --dry-run=client -o json" in calls
+        assert [line for line in calls if line.split()[0] in CHANGES and "--dry-run" not in line] == [
+            f"apply {prod} -f <manifests>", f"create {prod} -f -"]
+        job = cluster.job(f"my-service-canary-step-p{percent}-2222222")
+        assert share_env(job) == share
+        assert container(job)["image"] == V2
+        assert job["metadata"]["labels"]["track"] == "canary"
+        assert job["metadata"]["labels"]["scripts-ci/run"] == "step"
+        assert f'"message": "PIPELINE_SHARE={share}"' in result.stdout
+        assert f"canary at {percent}%" in result.stdout
+        assert cluster.cron_image("my-service-canary") == V2
+        assert cluster.cronjob("my-service-canary")["spec"]["suspend"] is True
+        assert cluster.cron_image() == V1  # stable untouched
+
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=V2)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [
+        f"annotate cronjob my-service {prod} --overwrite scripts-ci/previous-image={V1}",
+        f"apply {prod} -f <manifests>",
+        f"create {prod} -f -",
+    ]
+    release = cluster.job("my-service-release-p100-2222222")
+    assert share_env(release) == "1" and release["metadata"]["labels"]["track"] == "stable"
+    assert cluster.cron_image() == V2
+    assert "promoted: CronJob my-service runs" in result.stdout
+
+
+def test_batch_failing_canary_run_fails_the_step_with_logs_and_rolls_back(
+    batch_cluster: BatchCluster,
+) -> None:
+    cluster = batch_cluster
+    batch_released(cluster, V1)
+    # The new version passes on a small share, fails its checks on a larger one.
+    knob = {"FAKE_KUBECTL_FAIL_ABOVE_SHARE": "0.3"}
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "25", image=V2, **knob)
+    assert result.returncode == 0, explain(result)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "50", image=V2, **knob)
+    assert result.returncode == 1, explain(result)
+    job = "my-service-canary-step-p50-2222222"
+    assert f"Job {job} failed" in result.stdout
+    assert "check failed: accuracy 0.41 is below 0.80" in result.stdout
+    assert f"pods of job/{job}" in result.stdout
+    assert "rolling back automatically" in result.stdout
+    assert "stable runs registry.example.com/acme/my-service:1111111 and no previous version" in result.stdout
+    assert cluster.cron_image() == V1
+
+
+def test_batch_failing_promotion_goes_back_to_the_previous_image(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    batch_released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=BAD,
+                         FAKE_KUBECTL_UNHEALTHY=BAD)
+    assert result.returncode == 1, explain(result)
+    assert "the full production run of" in result.stdout
+    assert f"stable: {BAD} -> {V1}" in result.stdout
+    assert cluster.cron_image() == V1
+    assert cluster.cronjob()["metadata"]["annotations"]["scripts-ci/rolled-back-from"] == BAD
+
+    # Without AUTO_ROLLBACK the failed image stays for a person to look at.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=BAD,
+                         FAKE_KUBECTL_UNHEALTHY=BAD, AUTO_ROLLBACK="false")
+    assert result.returncode == 1, explain(result)
+    assert "rolling back" not in result.stdout
+    # Re-applying the same manifests does not undo `kubectl set image`: the script does.
+    assert f"set image cronjob/my-service --namespace {NAMESPACE} app={BAD}" in cluster.changes()
+    assert cluster.cron_image() == BAD
+
+
+def test_batch_rollback_stops_canary_runs_restores_the_previous_image_and_is_idempotent(
+    batch_cluster: BatchCluster,
+) -> None:
+    cluster = batch_cluster
+    prod = f"--namespace {NAMESPACE}"
+    batch_released(cluster, V1)
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=V2).returncode == 0
+    # A canary run of the next version that never finishes: the step times out.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V3, JOB_TIMEOUT="1s",
+                         FAKE_KUBECTL_PENDING=V3, AUTO_ROLLBACK="false")
+    assert result.returncode == 1, explain(result)
+    assert "did not finish within 1s" in result.stdout
+    running = "my-service-canary-step-p5-3333333"
+    assert not cluster.job(running)["status"].get("conditions")
+    cluster.kubectl.calls()
+
+    result = cluster.run("deploy/rollback-deployment.sh", image=V2, DRAIN_SECONDS="1",
+                         FAKE_KUBECTL_PENDING=V3)
+    assert result.returncode == 0, explain(result)
+    assert f"letting running Jobs finish (up to 1s; --immediate skips this): {running}" in result.stdout
+    assert cluster.changes() == [
+        f"delete job {running} {prod} --ignore-not-found --cascade=foreground --wait=true",
+        f"set image cronjob/my-service {prod} app={V1}",
+        f"annotate cronjob my-service {prod} --overwrite scripts-ci/rolled-back-from={V2}",
+    ]
+    assert cluster.cron_image() == V1
+    assert running not in cluster.jobs()
+    assert "my-service-release-p100-2222222" in cluster.jobs()  # finished Jobs keep their logs
+
+    again = cluster.run("deploy/rollback-deployment.sh", "--immediate", image=V2)
+    assert again.returncode == 0, explain(again)
+    assert cluster.changes() == []  # nothing left to undo, and no flip back to V2
+    assert "stable already runs the previous version" in again.stdout
+    assert cluster.cron_image() == V1
+
+
+def test_batch_rollback_during_a_canary_leaves_stable_alone(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    batch_released(cluster, V1)
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=V2).returncode == 0
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "25", image=V3).returncode == 0
+    cluster.kubectl.calls()
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", image=V3)
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == []
+    assert f"stable runs {V2}, not the failed {V3}: stable stays as it is" in result.stdout
+    assert cluster.cron_image() == V2
+
+
+def test_run_batch_job_runs_a_command_from_the_live_cronjob(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    prod = f"--namespace {NAMESPACE}"
+    # Nothing deployed in staging: says what to do.
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "staging", "--", "smoke")
+    assert result.returncode == 1, explain(result)
+    assert f"no CronJob my-service in {STAGING} to run a Job from: deploy it first" in result.stdout
+
+    batch_released(cluster, V1)
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--", "promote", "--alias", "champion")
+    assert result.returncode == 0, explain(result)
+    job = cluster.job("my-service-promote-1111111")
+    assert container(job)["args"] == ["promote", "--alias", "champion"]
+    assert share_env(job) is None
+    assert job["metadata"]["labels"]["scripts-ci/run"] == "promote"
+    assert job["spec"]["template"]["metadata"]["labels"]["scripts-ci/run"] == "promote"
+    assert '"args": ["promote", "--alias", "champion"]' in result.stdout  # the logs
+    assert "the batch Job succeeded" in result.stdout
+    assert cluster.changes() == [f"create {prod} -f -"]
+
+    # From the canary template, on a share.
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "prod", "--from", "my-service-canary",
+                         "--share", "0.1", "--", "smoke")
+    assert result.returncode == 1, explain(result)  # no canary CronJob yet
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V2).returncode == 0
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "prod", "--from", "my-service-canary",
+                         "--share", "0.1", "--", "smoke")
+    assert result.returncode == 0, explain(result)
+    smoke = cluster.job("my-service-canary-smoke-p10-2222222")
+    assert share_env(smoke) == "0.1" and container(smoke)["args"] == ["smoke"]
+    assert smoke["metadata"]["labels"]["track"] == "canary"
+
+    # A failing run: exit 1 with its logs, pods and events.
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--", "rollback",
+                         FAKE_KUBECTL_UNHEALTHY=V1)
+    assert result.returncode == 1, explain(result)
+    assert "check failed" in result.stdout and "pods of job/my-service-rollback-1111111" in result.stdout
+    assert "the batch Job failed" in result.stdout
+
+    # A run that does not finish in time, then a retry while it still runs.
+    pending = {"FAKE_KUBECTL_PENDING": V1}
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--timeout", "1s", **pending)
+    assert result.returncode == 1, explain(result)
+    assert "Job my-service-run-1111111 did not finish within 1s" in result.stdout
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--timeout", "1s", **pending)
+    assert result.returncode == 1, explain(result)
+    assert "Job my-service-run-1111111 from an earlier attempt is still running" in result.stdout
+
+
+def test_batch_job_names_are_deterministic_and_fit_kubernetes(batch: Path) -> None:
+    lib = batch / "scripts-ci" / "lib"
+    cases = {
+        ("my-service", "step", "0.05", V2): "my-service-step-p5-2222222",
+        ("my-service", "release", "1", f"{V1}@sha256:{'ab' * 32}"): f"my-service-release-p100-{'ab' * 6}",
+        ("x" * 70, "evaluate", "0.125", "reg/x:V1.2_rc"): "x" * 40 + "-evaluate-p12-5-v1-2-rc",
+    }
+    for (cron, purpose, share, image), expected in cases.items():
+        result = run(["bash", "-c", f'source {lib}/common.sh; source {lib}/k8s.sh; source {lib}/batch.sh; '
+                      f'job_name "$@"', "-", cron, purpose, share, image])
+        name = result.stdout.strip().splitlines()[-1]
+        assert name == expected and len(name) <= 63, name
+        assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name), name
+
+
+def test_batch_dry_run_shows_the_changes_and_makes_none(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    batch_released(cluster, V1)
+    before = json.loads((cluster.kubectl.directory / "state.json").read_text())
+    for name, args in (
+        ("deploy/canary-deploy.sh", ("--percent", "25")),
+        ("deploy/canary-deploy.sh", ("--percent", "100")),
+        ("deploy/deploy-to-staging.sh", ()),
+        ("deploy/rollback-deployment.sh", ("--immediate",)),
+        ("deploy/run-batch-job.sh", ("--env", "production", "--", "promote")),
+    ):
+        result = cluster.run(name, "--dry-run", *args, image=V2)
+        assert result.returncode == 0, explain(result)
+        assert cluster.changes() == [], name
+        if name != "deploy/rollback-deployment.sh":
+            assert "dry-run, would run: kubectl create" in result.stdout or \
+                "dry-run, would run a Job from cronjob/" in result.stdout, explain(result)
+    assert json.loads((cluster.kubectl.directory / "state.json").read_text()) == before
+    result = cluster.run("deploy/canary-deploy.sh", "--dry-run", "--percent", "100", image=V2)
+    assert f"once applied, the Job below would run {V2}" in result.stdout
+    assert "Job my-service-release-p100-2222222 from cronjob/my-service" in result.stdout
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", "--dry-run", "--", "promote")
+    assert "Job my-service-promote-1111111 from cronjob/my-service: image " + V1 + ', args ["promote"]' in result.stdout
+
+
+def test_batch_manifests_that_do_not_match_the_contract_are_refused(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    deploy = Path(cluster.env["DEPLOY_DIR"])
+    canary = deploy / "overlays" / "canary" / "kustomization.yaml"
+    canary.write_text(canary.read_text().split("patches:")[0])  # no longer suspended
+    batch_released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V2)
+    assert result.returncode == 2, explain(result)
+    assert "CronJob my-service-canary must have spec.suspend: true" in result.stdout
+    result = cluster.run("deploy/deploy-to-staging.sh", image=V2, KUSTOMIZE_IMAGE_NAME="other")
+    assert result.returncode == 2, explain(result)
+    assert "does not run registry.example.com/acme/my-service:2222222" in result.stdout
+    result = cluster.run("deploy/run-batch-job.sh", "--env", "production", JOB_CONTAINER="main")
+    assert result.returncode == 2, explain(result)
+    assert "CronJob my-service has no container named 'main'" in result.stdout
+    assert not cluster.changes()
+
+
+def test_batch_applied_manifests_validate(batch_cluster: BatchCluster) -> None:
+    cluster = batch_cluster
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    batch_released(cluster, V1)
+    assert cluster.run("deploy/canary-deploy.sh", "--percent", "5", image=V2).returncode == 0
+    applied = cluster.kubectl.applied()
+    assert len(applied) == 3
+    result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", *map(str, applied)])
+    assert "passed for resource cronjob/my-service" in result.stdout
+    assert "passed for resource cronjob/my-service-canary" in result.stdout
+
+
+# ----------------------------------------------------------------- Prometheus: pipeline freshness
+
+FRESHNESS_SERIES = [
+    # (job, environment, track, last success (seconds ago), last failure (seconds ago))
+    ("my-service", "production", "stable", 3600, None),
+    ("my-service", "production", "canary", None, 60),  # a failed canary run never counts
+    ("my-service", "staging", "stable", 30 * 3600, None),
+    ("failed-pipeline", "production", "stable", 2 * 3600, 3600),
+    ("never-pipeline", "production", "stable", None, 600),
+]
+
+
+@pytest.fixture(scope="module")
+def pushed_metrics() -> Iterator[Monitoring]:
+    """A real Prometheus scraping what a Pushgateway would expose after the pipeline's pushes
+    (grouping key job, environment, track), with honor_labels as a Pushgateway is scraped."""
+    now = time.time()
+    lines = ["# TYPE pipeline_last_success_timestamp_seconds gauge",
+             "# TYPE pipeline_last_failure_timestamp_seconds gauge"]
+    for job, environment, track, success, failure in FRESHNESS_SERIES:
+        labels = f'environment="{environment}",job="{job}",track="{track}"'
+        for name, ago in (("success", success), ("failure", failure)):
+            if ago is not None:
+                lines.append(f"pipeline_last_{name}_timestamp_seconds{{{labels}}} {now - ago:.3f}")
+    body = ("\n".join(lines) + "\n").encode()
+
+    class Exporter(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The Pushgateway's own target labels; its series keep their job (honor_labels).
+    target = (f"127.0.0.1:{server.server_port}", {"namespace": "monitoring"})
+    prometheus = Prometheus.start([target], honor_labels=True)
+    try:
+        deadline = time.monotonic() + 30
+        expected = len(lines) - 2
+        while len(prometheus.query('{__name__=~"pipeline_last_.*"}')) < expected:
+            assert time.monotonic() < deadline, prometheus.log()
+            time.sleep(0.3)
+        yield Monitoring(prometheus, {"PROMETHEUS_URL": prometheus.url})
+    finally:
+        prometheus.stop()
+        server.shutdown()
+
+
+def test_pipeline_freshness_passes_after_a_recent_success(batch: Path, pushed_metrics: Monitoring) -> None:
+    report = pushed_metrics.prometheus.workdir / "freshness.json"
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", "--env", "production",
+                    "--report", str(report), env=pushed_metrics.env)
+    assert result.returncode == 0, explain(result)
+    assert '{job="my-service",environment="production",track="stable"}' in result.stdout
+    assert re.search(r"^last success +\S+ \((0h59m|1h00m) ago\) +<= 26h ago +ok$", result.stdout, re.M)
+    assert re.search(r"^last failure +none +before the last success +ok$", result.stdout, re.M)
+    assert "RESULT: PASS" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is True and data["last_failure"] is None
+    assert 3500 < data["evaluated_at"] - data["last_success"] < 3700
+    assert data["max_age_seconds"] == 26 * 3600
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["--env", "production", "--max-age", "30m"], {}, 1, "FAIL the last success is 0h59m old, more than 30m"),
+        (["--env", "staging"], {}, 1, "FAIL the last success is 30h00m old, more than 26h"),
+        (["--env", "production"], {"SERVICE_NAME": "failed-pipeline"}, 1, "after the last success"),
+        (["--env", "production"], {"SERVICE_NAME": "never-pipeline"}, 1, "and never succeeded"),
+        (["--env", "production"], {"SERVICE_NAME": "absent-pipeline"}, 4, "RESULT: NO DATA"),
+        (["--env", "production"], {"PROM_SELECTOR": 'job=~"("'}, 2, "Prometheus refused the query"),
+    ],
+    ids=["too-old-for-max-age", "stale", "failed-after-success", "never-succeeded", "no-series", "bad-selector"],
+)
+def test_pipeline_freshness_fails_and_says_why(
+    batch: Path, pushed_metrics: Monitoring, args: list[str], env: dict[str, str], code: int, message: str
+) -> None:
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", *args,
+                    env={**pushed_metrics.env, **env})
+    assert result.returncode == code, explain(result)
+    if "0h59m" in message:  # the clock moves: a success just over an hour old reads 1h00m too
+        assert re.search(r"FAIL the last success is (0h59m|1h00m) old, more than 30m", result.stdout)
+    elif "30h00m" in message:
+        assert re.search(r"FAIL the last success is (29h59m|30h00m|30h01m) old, more than 26h", result.stdout)
+    else:
+        assert message in result.stdout, explain(result)
+    if code == 1:
+        assert "RESULT: FAIL" in result.stdout
+
+
+def test_pipeline_freshness_reports_an_unreachable_prometheus(batch: Path) -> None:
+    result = script(batch, "monitoring/check-pipeline-freshness.sh", "--env", "production",
+                    env={"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.returncode == 5, explain(result)
+    assert "cannot reach Prometheus at http://127.0.0.1:" in result.stdout

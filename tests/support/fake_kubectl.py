@@ -9,9 +9,18 @@ with resourceVersion conflicts, `get -o json|name` with `--ignore-not-found`, `s
 `annotate`, `set image`, `rollout status` (fails for images listed as unhealthy), `diff`.
 `kustomize` is delegated to the real kubectl, so rendering is real.
 
+Batch (CronJob/Job): `create job NAME --from=cronjob/CRON --dry-run=client -o json` prints the
+Job kubectl would build from the live CronJob; `create -f -` creates it. A created Job is
+running at the first `get job NAME` and finished at the next one: Failed when its image is
+in FAKE_KUBECTL_UNHEALTHY or its PIPELINE_SHARE (container env, else the ConfigMaps of its
+envFrom, else 1) is above FAKE_KUBECTL_FAIL_ABOVE_SHARE, never finished when its image is in
+FAKE_KUBECTL_PENDING, Complete otherwise. `logs job/NAME` prints what the run did,
+`delete job`, `get jobs -o json` (a List) and `get pods -l job-name=NAME` work too.
+
 Environment: FAKE_KUBECTL_DIR (state.json, calls.jsonl, applied/), FAKE_KUBECTL_REAL (the
 real kubectl), FAKE_KUBECTL_SITE (where PyYAML is), FAKE_KUBECTL_UNHEALTHY (comma-separated
-images whose pods never get ready).
+images whose pods never get ready, or whose Jobs fail), FAKE_KUBECTL_PENDING,
+FAKE_KUBECTL_FAIL_ABOVE_SHARE (see above).
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ KINDS = {
     "httproute": "HTTPRoute", "httproutes": "HTTPRoute",
     "service": "Service", "services": "Service", "svc": "Service",
     "pods": "Pod", "pod": "Pod", "events": "Event",
+    "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob",
+    "job": "Job", "jobs": "Job",
 }
 VALUE_FLAGS = {
     "--context", "--namespace", "-n", "-o", "--output", "-f", "--filename", "--type", "-p",
-    "--patch", "--replicas", "--timeout", "-l", "--selector", "--sort-by",
+    "--patch", "--replicas", "--timeout", "-l", "--selector", "--sort-by", "--from",
 }
 
 
@@ -111,6 +122,100 @@ class Cluster:
         entry["live"] = live
 
 
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod template's spec of a Deployment, a Job or a CronJob."""
+    spec = obj["spec"]
+    if obj.get("kind") == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    result: dict[str, Any] = spec["template"]["spec"]
+    return result
+
+
+def images_of(env: str) -> set[str]:
+    return set(filter(None, os.environ.get(env, "").split(",")))
+
+
+def job_share(cluster: Cluster, namespace: str, job: dict[str, Any]) -> float:
+    """PIPELINE_SHARE of the Job's container: its env, else its envFrom ConfigMaps, else 1."""
+    container = pod_spec(job)["containers"][0]
+    for variable in container.get("env", []):
+        if variable["name"] == "PIPELINE_SHARE":
+            return float(variable["value"])
+    for source in container.get("envFrom", []):
+        name = source.get("configMapRef", {}).get("name")
+        config = cluster.get("ConfigMap", namespace, name) if name else None
+        if config and "PIPELINE_SHARE" in config.get("data", {}):
+            return float(config["data"]["PIPELINE_SHARE"])
+    return 1.0
+
+
+def job_outcome(cluster: Cluster, namespace: str, job: dict[str, Any]) -> str:
+    image = pod_spec(job)["containers"][0]["image"]
+    if image in images_of("FAKE_KUBECTL_PENDING"):
+        return "pending"
+    limit = os.environ.get("FAKE_KUBECTL_FAIL_ABOVE_SHARE")
+    if image in images_of("FAKE_KUBECTL_UNHEALTHY") or (
+        limit and job_share(cluster, namespace, job) > float(limit)
+    ):
+        return "Failed"
+    return "Complete"
+
+
+def job_from_cronjob(cron: dict[str, Any], name: str, namespace: str) -> dict[str, Any]:
+    """What `kubectl create job NAME --from=cronjob/CRON` builds."""
+    template = cron["spec"]["jobTemplate"]
+    metadata = template.get("metadata", {})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "creationTimestamp": None,
+            "labels": copy.deepcopy(metadata.get("labels", {})),
+            "annotations": {**metadata.get("annotations", {}),
+                            "cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                 "name": cron["metadata"]["name"], "controller": True}],
+        },
+        "spec": copy.deepcopy(template["spec"]),
+        "status": {},
+    }
+
+
+def advance_job(cluster: Cluster, namespace: str, name: str) -> None:
+    """One more look at a Job: running the first time, finished the next (see the docstring)."""
+    entry = cluster.state[cluster.key("Job", namespace, name)]
+    job = entry["live"]
+    if job["status"].get("conditions") or entry["outcome"] == "pending":
+        return
+    if entry["looks"] == 0:
+        job["status"] = {"active": 1}
+    else:
+        outcome = entry["outcome"]
+        condition = {"type": outcome, "status": "True"}
+        if outcome == "Failed":
+            condition |= {"reason": "BackoffLimitExceeded",
+                          "message": "Job has reached the specified backoff limit"}
+        job["status"] = {"conditions": [condition], ("succeeded" if outcome == "Complete" else "failed"): 1}
+    entry["looks"] += 1
+    cluster.save()
+
+
+def job_logs(cluster: Cluster, namespace: str, job: dict[str, Any], outcome: str) -> str:
+    container = pod_spec(job)["containers"][0]
+    track = job["spec"]["template"].get("metadata", {}).get("labels", {}).get("track", "")
+    share = job_share(cluster, namespace, job)
+    lines = [json.dumps({"level": "INFO", "message": "run started", "args": container.get("args", []),
+                         "image": container["image"], "track": track}),
+             json.dumps({"level": "INFO", "message": f"PIPELINE_SHARE={share:g}"})]
+    if outcome == "Failed":
+        lines.append(json.dumps({"level": "ERROR", "message": "check failed: accuracy 0.41 is below 0.80"}))
+    elif outcome == "Complete":
+        lines.append(json.dumps({"level": "INFO", "message": "run succeeded"}))
+    return "\n".join(lines)
+
+
 def fail(message: str, code: int = 1) -> int:
     print(message, file=sys.stderr)
     return code
@@ -167,11 +272,71 @@ def main(argv: list[str]) -> int:
     if verb == "diff":
         return 0
 
+    if verb == "create" and rest[:1] == ["job"]:
+        source, cron_name = flags["--from"].split("/", 1)
+        assert source == "cronjob" and flags.get("--dry-run") == "client", flags
+        assert flags.get("--output") == "json", flags
+        cron = cluster.get("CronJob", namespace, cron_name)
+        if cron is None:
+            return fail(f'Error from server (NotFound): cronjobs.batch "{cron_name}" not found')
+        print(json.dumps(job_from_cronjob(cron, rest[1], namespace), indent=2))
+        return 0
+
+    if verb == "create":
+        assert flags.get("--filename") == "-", "the scripts create from stdin"
+        job = json.loads(sys.stdin.read())
+        assert job["kind"] == "Job", job["kind"]
+        name = job["metadata"]["name"]
+        if cluster.get("Job", namespace, name) is not None:
+            return fail(f'Error from server (AlreadyExists): error when creating "STDIN": '
+                        f'jobs.batch "{name}" already exists')
+        job["status"] = {}
+        cluster.put("Job", namespace, name, job)
+        cluster.state[cluster.key("Job", namespace, name)] |= {
+            "outcome": job_outcome(cluster, namespace, job), "looks": 0}
+        cluster.save()
+        print(f"job.batch/{name} created")
+        return 0
+
+    if verb == "delete":
+        kind, name = resource(rest)
+        if cluster.state.pop(cluster.key(kind, namespace, name), None) is None:
+            if flags.get("--ignore-not-found") == "true":
+                return 0
+            return fail(f'Error from server (NotFound): {kind.lower()}s.batch "{name}" not found')
+        cluster.save()
+        print(f'{kind.lower()}.batch "{name}" deleted')
+        return 0
+
+    if verb == "logs":
+        kind, name = resource(rest)
+        entry = cluster.state.get(cluster.key(kind, namespace, name))
+        if entry is None:
+            return fail(f'error: error from server (NotFound): jobs.batch "{name}" not found in namespace "{namespace}"')
+        print(job_logs(cluster, namespace, entry["live"], entry["outcome"]))
+        return 0
+
     if verb == "get":
         kind = KINDS[rest[0].lower()]
+        selector = flags.get("--selector", "")
+        if kind == "Pod" and selector.startswith("job-name="):
+            entry = cluster.state.get(cluster.key("Job", namespace, selector.split("=", 1)[1]))
+            if entry is not None:
+                status = {"Complete": "Completed", "Failed": "Error"}.get(entry["outcome"], "Running")
+                print(f"NAME{' ' * 30}READY   STATUS\n{entry['live']['metadata']['name']}-x7k2p"
+                      f"{' ' * 8}0/1     {status}")
+                return 0
         if kind in {"Pod", "Event"}:
             print(f"No resources found in {namespace} namespace.")
             return 0
+        if len(rest) == 1:
+            assert flags.get("--output") == "json" and not selector, "lists: -o json, no selector"
+            items = [entry["live"] for key, entry in sorted(cluster.state.items())
+                     if key.startswith(f"{namespace}/{kind}/")]
+            print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
+            return 0
+        if kind == "Job" and cluster.get(kind, namespace, rest[1]) is not None:
+            advance_job(cluster, namespace, rest[1])
         obj = cluster.get(kind, namespace, rest[1])
         if obj is None:
             if flags.get("--ignore-not-found") == "true":
@@ -214,7 +379,7 @@ def main(argv: list[str]) -> int:
                 annotations[key] = value
         elif verb == "set":
             assert action == "image", action
-            containers = obj["spec"]["template"]["spec"]["containers"]
+            containers = pod_spec(obj)["containers"]
             for pair in args:
                 container, image = pair.split("=", 1)
                 matched = [c for c in containers if container in {"*", c["name"]}]

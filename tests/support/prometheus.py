@@ -26,7 +26,11 @@ class Prometheus:
     url: str
 
     @classmethod
-    def start(cls, targets: list[Target], scrape_interval: str = "1s") -> Prometheus:
+    def start(
+        cls, targets: list[Target], scrape_interval: str = "1s", honor_labels: bool = False
+    ) -> Prometheus:
+        """Scrape the targets; honor_labels keeps the targets' own job/instance labels, as a
+        Pushgateway must be scraped."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError(
@@ -39,6 +43,7 @@ class Prometheus:
             "scrape_configs": [
                 {
                     "job_name": "services",
+                    "honor_labels": honor_labels,
                     "static_configs": [
                         {"targets": [address], "labels": labels} for address, labels in targets
                     ],
