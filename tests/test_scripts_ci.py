@@ -41,7 +41,6 @@ from .support.service import running_service
 Bootstrapped = Callable[..., Path]
 HERE = Path(__file__).parent
 DEPLOY_FIXTURE = HERE / "fixtures" / "deploy"
-BATCH_DEPLOY_FIXTURE = HERE / "fixtures" / "deploy-batch"
 VENV_BIN = Path(sys.executable).parent
 
 SCRIPTS = [
@@ -1032,16 +1031,10 @@ def share_env(job: dict[str, Any]) -> str | None:
     return values[0] if values else None
 
 
-def is_batch_deploy(deploy: Path) -> bool:
-    return any("kind: CronJob" in path.read_text() for path in deploy.rglob("*.yaml"))
-
-
 @pytest.fixture
 def batch_cluster(batch: Path, tmp_path: Path) -> BatchCluster:
-    """An empty fake cluster and a copy of the batch manifests (the project's own deploy/
-    when it is the batch one, else the test fixture that follows the same contract)."""
-    own = batch / "deploy"
-    source = own if own.is_dir() and is_batch_deploy(own) else BATCH_DEPLOY_FIXTURE
+    """An empty fake cluster and a copy of the project's batch manifests (deploy/)."""
+    source = batch / "deploy"
     deploy = tmp_path / "deploy"
     shutil.copytree(source, deploy)
     kubectl = FakeKubectl(tmp_path / "kube")

@@ -118,5 +118,9 @@ class BatchTelemetry:
                 )
             except OSError as error:
                 log.warning("metrics not pushed", extra={"error": str(error)})
+        self.close()
+
+    def close(self) -> None:
+        """Flush the spans; push nothing (a command that is not the batch run)."""
         if self.provider is not None:
             self.provider.shutdown()
