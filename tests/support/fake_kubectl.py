@@ -3,8 +3,8 @@
 No Kubernetes cluster can run on the test machines, so the deploy, canary and rollback
 scripts run against this program, installed as `kubectl` on PATH by `FakeKubectl.install`.
 It implements the subset of kubectl those scripts use, with the semantics that matter for
-them: `apply -f` as a client-side three-way merge (live changes to fields the manifest
-did not change survive, like kubectl's last-applied-configuration), `patch --type merge`
+them: `apply -f` as a client-side three-way merge (the manifest's fields win over live
+changes, fields it dropped since the last apply go, fields only the cluster set stay), `patch --type merge`
 with resourceVersion conflicts, `get -o json|name` with `--ignore-not-found`, `scale`,
 `annotate`, `set image`, `rollout status` (fails for images listed as unhealthy), `diff`.
 `kustomize` is delegated to the real kubectl, so rendering is real.
@@ -82,16 +82,24 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def patch_between(old: Any, new: Any) -> Any:
-    """The merge patch that turns old into new (what client-side apply sends)."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
+def apply_patch(last: Any, new: Any, live: Any) -> Any:
+    """The patch client-side `kubectl apply` sends (a three-way merge): every field the
+    manifest sets takes the manifest's value, undoing live changes to it (`kubectl scale`,
+    `set image`); fields dropped from the manifest since the last apply are deleted; fields
+    only the cluster or another client set survive. Lists are replaced whole (kubectl merges
+    some by key, e.g. containers by name: the same result for these manifests)."""
+    if not isinstance(new, dict):
         return copy.deepcopy(new)
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    last = last if isinstance(last, dict) else {}
+    live = live if isinstance(live, dict) else {}
+    patch: dict[str, Any] = {key: None for key in last if key not in new and key in live}
     for key, value in new.items():
-        if key not in old:
+        if isinstance(value, dict) and isinstance(live.get(key), dict):
+            nested = apply_patch(last.get(key), value, live[key])
+            if nested:
+                patch[key] = nested
+        elif key not in live or live[key] != value:
             patch[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            patch[key] = patch_between(old[key], value)
     return patch
 
 
@@ -263,7 +271,7 @@ def main(argv: list[str]) -> int:
             entry = cluster.state.get(key)
             live = entry["live"] if entry else {}
             last = entry["last"] if entry else {}
-            cluster.put(kind, namespace, name, merge_patch(live, patch_between(last, document)))
+            cluster.put(kind, namespace, name, merge_patch(live, apply_patch(last, document, live)))
             cluster.state[key]["last"] = document
             print(f"{kind.lower()}/{name} {'configured' if entry else 'created'}")
         cluster.save()
