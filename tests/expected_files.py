@@ -92,30 +92,8 @@ PIPELINE: set[str] = {
 PIPELINE_DATABASE = {".gitlab/ci/database.yml"}
 PIPELINE_GITOPS = {"scripts-ci/deploy/gitops-promote.sh"}
 
-# scripts-ci/ (issue: scripts-ci).
-SCRIPTS_CI: set[str] = {
-    "scripts-ci/.shellcheckrc",
-    "scripts-ci/README.md",
-    "scripts-ci/alerts/notify-oncall.sh",
-    "scripts-ci/db/backup-db.sh",
-    "scripts-ci/db/restore-db.sh",
-    "scripts-ci/deploy/canary-deploy.sh",
-    "scripts-ci/deploy/deploy-to-staging.sh",
-    "scripts-ci/deploy/rollback-deployment.sh",
-    "scripts-ci/lib/common.sh",
-    "scripts-ci/lib/http.sh",
-    "scripts-ci/lib/k8s.sh",
-    "scripts-ci/lib/project.sh",
-    "scripts-ci/monitoring/check-canary-health.sh",
-    "scripts-ci/monitoring/check-golden-signals.sh",
-    "scripts-ci/monitoring/golden_signals.py",
-    "scripts-ci/test/performance-test.sh",
-    "scripts-ci/test/sanity-test.sh",
-    "scripts-ci/test/smoke-test.sh",
-    "scripts-ci/test/wrk-report.lua",
-}
-# A batch (data-pipeline: serves_http false) has no HTTP tests nor golden signals; its deploy
-# scripts (same names) work on CronJobs, plus these.
+# scripts-ci/ (issue: scripts-ci). A batch (data-pipeline: serves_http false) has no HTTP
+# tests nor golden signals; its deploy scripts (same names) work on CronJobs, plus its own.
 SCRIPTS_CI_HTTP_ONLY = {
     "scripts-ci/lib/http.sh",
     "scripts-ci/monitoring/check-canary-health.sh",
@@ -126,6 +104,19 @@ SCRIPTS_CI_HTTP_ONLY = {
     "scripts-ci/test/smoke-test.sh",
     "scripts-ci/test/wrk-report.lua",
 }
+SCRIPTS_CI: set[str] = {
+    "scripts-ci/.shellcheckrc",
+    "scripts-ci/README.md",
+    "scripts-ci/alerts/notify-oncall.sh",
+    "scripts-ci/db/backup-db.sh",
+    "scripts-ci/db/restore-db.sh",
+    "scripts-ci/deploy/canary-deploy.sh",
+    "scripts-ci/deploy/deploy-to-staging.sh",
+    "scripts-ci/deploy/rollback-deployment.sh",
+    "scripts-ci/lib/common.sh",
+    "scripts-ci/lib/k8s.sh",
+    "scripts-ci/lib/project.sh",
+} | SCRIPTS_CI_HTTP_ONLY
 SCRIPTS_CI_BATCH = {
     "scripts-ci/deploy/run-batch-job.sh",
     "scripts-ci/lib/batch.sh",
