@@ -11,6 +11,7 @@ APT_PACKAGES=(
   git make curl jq rsync           # basics, rsync for gitlab-ci-local
   postgresql postgresql-client     # integration tests, backup/restore scripts
   prometheus                       # golden-signal and canary checks, promtool
+  prometheus-pushgateway           # the batch pushes its metrics; freshness check end to end
   buildah podman runc debootstrap  # image builds and hardened runs without Docker
   wrk                              # load for the performance script
 )

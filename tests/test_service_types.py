@@ -24,6 +24,8 @@ from .conftest import Render
 from .support.postgres import Postgres
 from .support.procs import free_port, run
 from .support.project import GIT_ENV, project_env
+from .support.prometheus import Prometheus
+from .support.pushgateway import pushgateway
 
 Bootstrapped = Callable[..., Path]
 
@@ -258,6 +260,60 @@ def test_pipeline_job_entry_point_runs_the_batch(
     assert failed.returncode == 1
     assert "roc_auc" in failed.stdout
     assert "below the minimum 0.9999" in failed.stdout
+
+
+@pytest.mark.slow
+def test_batch_runs_reach_prometheus_through_a_real_pushgateway(
+    bootstrapped: Bootstrapped, tmp_path: Path
+) -> None:
+    """The batch's monitoring contract end to end, with the real Pushgateway and Prometheus:
+    runs push their outcome, Prometheus scrapes it (honor_labels, as deploy/monitoring does),
+    and the pipeline's freshness check reads what the alerts read. A failed canary run never
+    counts against stable; a failed stable run after the last success does."""
+    project = _project(bootstrapped, "pipeline-no-tracking")
+    python = str(project / ".venv" / "bin" / "python")
+    strict = tmp_path / "params.yaml"
+    strict.write_text((project / "params.yaml").read_text().replace("min_roc_auc: 0.95", "min_roc_auc: 0.9999"))
+    with pushgateway() as gateway:
+        prometheus = Prometheus.start([(gateway.removeprefix("http://"), {})], honor_labels=True)
+        try:
+            env = project_env(project, PIPELINE_WORKDIR=str(tmp_path / "work"),
+                              PUSHGATEWAY_URL=gateway, ENVIRONMENT="staging")
+
+            def batch(*extra: str, **variables: str) -> int:
+                command = [python, "-m", "my_service", "run", "--share", "0.25", *extra]
+                return run(command, cwd=project, env={**env, **variables}, check=False).returncode
+
+            def scraped(metric: str, track: str) -> None:
+                series = f'{metric}{{job="my-service",environment="staging",track="{track}"}}'
+                deadline = time.monotonic() + 30
+                while not prometheus.query(series):
+                    assert time.monotonic() < deadline, f"Prometheus never scraped {series}"
+                    time.sleep(0.5)
+
+            def freshness() -> subprocess.CompletedProcess[str]:
+                script = project / "scripts-ci" / "monitoring" / "check-pipeline-freshness.sh"
+                return run([str(script), "--env", "staging", "--max-age", "15m"], cwd=project,
+                           env={**env, "PROMETHEUS_URL": prometheus.url}, check=False)
+
+            assert batch() == 0
+            assert batch(TRACK="canary", PIPELINE_PARAMS=str(strict)) == 1
+            scraped("pipeline_last_success_timestamp_seconds", "stable")
+            scraped("pipeline_last_failure_timestamp_seconds", "canary")
+            fresh = freshness()
+            assert fresh.returncode == 0, fresh.stdout
+
+            time.sleep(1.1)  # the failure's timestamp must be later than the success's
+            assert batch(PIPELINE_PARAMS=str(strict)) == 1
+            scraped("pipeline_last_failure_timestamp_seconds", "stable")
+            failed = freshness()
+            assert failed.returncode == 1, failed.stdout
+            assert "after the last success" in failed.stdout
+            # The failure kept the last success (the push adds to its group).
+            assert prometheus.query(
+                'pipeline_last_success_timestamp_seconds{job="my-service",track="stable"}')
+        finally:
+            prometheus.stop()
 
 
 @pytest.mark.slow

@@ -1,0 +1,49 @@
+"""A real Prometheus Pushgateway for the tests (Debian's prometheus-pushgateway)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .procs import free_port
+
+
+@contextmanager
+def pushgateway() -> Iterator[str]:
+    """A Pushgateway on a free local port, without persistence; yields its URL."""
+    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    if binary is None:
+        raise RuntimeError(
+            "prometheus-pushgateway is not installed: `apt-get install prometheus-pushgateway` "
+            "(or run `make deps`, which installs what the tests need)"
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"pushgateway exited: {process.stderr.read().decode() if process.stderr else ''}")
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"pushgateway not ready at {url} after 30s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
