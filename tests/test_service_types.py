@@ -285,7 +285,8 @@ def test_batch_runs_reach_prometheus_through_a_real_pushgateway(
                 return run(command, cwd=project, env={**env, **variables}, check=False).returncode
 
             def scraped(metric: str, track: str) -> None:
-                series = f'{metric}{{job="my-service",environment="staging",track="{track}"}}'
+                """Wait until Prometheus holds a value of the series pushed since `since`."""
+                series = f'{metric}{{job="my-service",environment="staging",track="{track}"}} > {since}'
                 deadline = time.monotonic() + 30
                 while not prometheus.query(series):
                     assert time.monotonic() < deadline, f"Prometheus never scraped {series}"
@@ -296,6 +297,7 @@ def test_batch_runs_reach_prometheus_through_a_real_pushgateway(
                 return run([str(script), "--env", "staging", "--max-age", "15m"], cwd=project,
                            env={**env, "PROMETHEUS_URL": prometheus.url}, check=False)
 
+            since = time.time()
             assert batch() == 0
             assert batch(TRACK="canary", PIPELINE_PARAMS=str(strict)) == 1
             scraped("pipeline_last_success_timestamp_seconds", "stable")
@@ -303,7 +305,7 @@ def test_batch_runs_reach_prometheus_through_a_real_pushgateway(
             fresh = freshness()
             assert fresh.returncode == 0, fresh.stdout
 
-            time.sleep(1.1)  # the failure's timestamp must be later than the success's
+            since = time.time()
             assert batch(PIPELINE_PARAMS=str(strict)) == 1
             scraped("pipeline_last_failure_timestamp_seconds", "stable")
             failed = freshness()

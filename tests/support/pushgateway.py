@@ -14,7 +14,9 @@ from .procs import free_port
 
 @contextmanager
 def pushgateway() -> Iterator[str]:
-    """A Pushgateway on a free local port, without persistence; yields its URL."""
+    """A Pushgateway on a free local port, in memory only; yields its URL. (Debian's build
+    persists to /var/lib/prometheus/pushgateway.data by default: a test would start with
+    the series of an earlier one.)"""
     binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
     if binary is None:
         raise RuntimeError(
@@ -23,7 +25,7 @@ def pushgateway() -> Iterator[str]:
         )
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", "--log.level=warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
