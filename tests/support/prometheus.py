@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .procs import free_port
+from .procs import free_port, stop, wait_until_answers
 
 Target = tuple[str, dict[str, str]]  # ("127.0.0.1:8000", {"app": ..., "track": ...})
 
@@ -64,18 +64,12 @@ class Prometheus:
         return server
 
     def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def failure() -> str:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"prometheus not ready after {timeout}s: {self.log()}")
+                return f"prometheus exited: {self.log()}"
+            return f"prometheus not ready after {timeout}s: {self.log()}"
+
+        wait_until_answers(f"{self.url}/-/ready", self.process, timeout, failure)
 
     def log(self) -> str:
         return (self.workdir / "prometheus.log").read_text(errors="replace")[-4000:]
@@ -95,9 +89,5 @@ class Prometheus:
         raise RuntimeError(f"fewer than {count} targets up after {timeout}s: {self.query('up')}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)

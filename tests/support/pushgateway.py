@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .procs import free_port
+from .procs import free_port, stop, wait_until_answers
 
 
 @contextmanager
@@ -29,23 +27,13 @@ def pushgateway() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
+    def failure() -> str:
+        if process.poll() is not None:
+            return f"pushgateway exited: {process.stderr.read().decode() if process.stderr else ''}"
+        return f"pushgateway not ready at {url} after 30s"
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"pushgateway exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"pushgateway not ready at {url} after 30s") from None
-                time.sleep(0.2)
+        wait_until_answers(f"{url}/-/ready", process, 30, failure)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from .procs import free_port
+from .procs import free_port, stop, wait_until_answers
 from .project import project_env
 
 
@@ -37,27 +35,15 @@ def running_service(project: Path, timeout: float = 60, **env: str) -> Iterator[
         cwd=project, env=environment, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def failure() -> str:
+        log.seek(0)
+        return (f"the service did not start (exit {process.poll()}):\n"
+                + log.read().decode(errors="replace")[-4000:])
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(
-                    f"the service did not start (exit {process.poll()}):\n"
-                    + log.read().decode(errors="replace")[-4000:]
-                )
-            time.sleep(0.2)
+        wait_until_answers(f"{url}/healthz", process, timeout, failure)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
