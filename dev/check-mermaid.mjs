@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Parse every Mermaid diagram of a built MkDocs site with Mermaid itself (the version
-// Material for MkDocs loads), so a diagram that would show "Syntax error" fails the tests.
+// Parse every Mermaid diagram of a built MkDocs site with Mermaid itself (the version the
+// site serves), so a diagram that would show "Syntax error" fails the tests. Quick and
+// without a browser; dev/browser-check.mjs draws them in Chromium.
 //
 //   node dev/check-mermaid.mjs SITE_DIR
 //

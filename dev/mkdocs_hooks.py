@@ -13,13 +13,21 @@ A page asks for generated content with a marker on a line of its own:
     <!-- playbook:changelog -->            this repository's CHANGELOG.md
     <!-- playbook:test-modules -->         the template's test modules and what each proves
 
+    <!-- playbook:rollout-graph STAGE... --> the jobs of those stages of a default-branch
+                                           pipeline (e.g. the canary steps and their gates)
+
 The project is rendered once per build, from the working tree, with every default
 (`copier copy --defaults`, no --trust). An unknown marker, a missing file or a pipeline
 problem fails the build.
+
+The site needs no other host: Mermaid (which Material would fetch from a CDN) is copied
+from node_modules (`npm ci`, package-lock.json) into the site, and the theme uses system
+fonts. A build without node_modules/mermaid fails.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -29,6 +37,8 @@ from typing import Any
 
 import yaml
 from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -38,8 +48,15 @@ from dev.docgen import gitlab_ci, pipeline_page, questions  # noqa: E402
 from dev.docgen import project as generated  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.playbook")
+TABLE = re.compile(r"<table>.*?</table>", re.DOTALL)
+# A word with a character a browser may break a line after ('-', '/', '=', ...), outside tags.
+BREAKABLE_WORD = re.compile(r"[^\s<>]*[^\w\s<>&;][^\s<>]*")
 MARKER = re.compile(r"^<!-- playbook:([a-z-]+)(?: +(.*?))? *-->[ \t]*$", re.MULTILINE)
 PROJECT_NAME = "my-service"
+# Mermaid, served from the site: pages with a diagram load it before Material's bundle,
+# which then uses it instead of fetching https://unpkg.com/mermaid@11.
+MERMAID_URI = "assets/javascripts/mermaid.min.js"
+BUNDLE_SCRIPT = re.compile(r'<script src="[^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js"></script>')
 
 _state: dict[str, Any] = {}
 
@@ -76,6 +93,40 @@ def _cleanup() -> None:
         workdir.cleanup()
 
 
+def mermaid_dist(root: Path = ROOT) -> Path:
+    """node_modules' Mermaid bundle, checked against the version package-lock.json pins."""
+    package = root / "node_modules" / "mermaid"
+    bundle = package / "dist" / "mermaid.min.js"
+    if not bundle.is_file():
+        raise PluginError(
+            f"{bundle.relative_to(root)} is missing: the site serves its own Mermaid (no CDN). "
+            "Install it with `npm ci` (or `make deps`)."
+        )
+    locked = json.loads((root / "package-lock.json").read_text(encoding="utf-8"))
+    wanted = locked["packages"]["node_modules/mermaid"]["version"]
+    installed = json.loads((package / "package.json").read_text(encoding="utf-8"))["version"]
+    if installed != wanted:
+        raise PluginError(
+            f"node_modules has Mermaid {installed}, package-lock.json pins {wanted}: run `npm ci`"
+        )
+    return bundle
+
+
+def on_files(files: Files, config: Any) -> Files:
+    files.append(File.generated(config, MERMAID_URI, abs_src_path=str(mermaid_dist())))
+    return files
+
+
+def on_post_page(output: str, page: Any, config: Any) -> str:
+    """Pages with a diagram load the site's Mermaid (3.5 MB, so only those pages)."""
+    if '<pre class="mermaid">' not in output:
+        return output
+    if not BUNDLE_SCRIPT.search(output):
+        raise PluginError(f"{page.file.src_uri}: no Material bundle script to load Mermaid before")
+    src = get_relative_url(MERMAID_URI, page.url)
+    return BUNDLE_SCRIPT.sub(lambda m: f'<script src="{src}"></script>\n      {m.group(0)}', output, count=1)
+
+
 def on_pre_build(config: Any) -> None:
     _cleanup()  # `mkdocs serve` rebuilds: render the current template again
 
@@ -102,6 +153,15 @@ def _pipeline_graph(argument: str) -> str:
     return markdown
 
 
+def _rollout_graph(argument: str) -> str:
+    stages = argument.split()
+    if not stages:
+        raise ValueError("rollout-graph needs the stages to draw, e.g. 'approval canary post-deploy'")
+    pipeline = gitlab_ci.load(_project().path)
+    default_branch = next(source for source in gitlab_ci.sources() if source.key == "default_branch")
+    return pipeline_page.render_rollout(pipeline, gitlab_ci.plan(pipeline, default_branch), stages)
+
+
 def _changelog() -> str:
     path = ROOT / "CHANGELOG.md"
     if not path.is_file():
@@ -114,6 +174,8 @@ def _expand(name: str, argument: str) -> str:
         return questions.render(ROOT / "copier.yml", ROOT / "template", _project().answers)
     if name == "pipeline-graph":
         return _pipeline_graph(argument)
+    if name == "rollout-graph":
+        return _rollout_graph(argument)
     if name == "tree":
         return generated.tree(_project().path)
     if name == "file":
@@ -136,6 +198,34 @@ def _expand(name: str, argument: str) -> str:
     if name == "test-modules":
         return generated.test_modules(ROOT / "tests")
     raise ValueError(f"unknown marker 'playbook:{name}'")
+
+
+def keep_table_words_whole(html: str) -> str:
+    """Tables wrap between words only: `post-deploy` or a path never ends a line half-way.
+
+    Browsers break lines after hyphens and slashes, so such words are wrapped in a
+    `<span class="pb-word">` (white-space: nowrap, docs/stylesheets/playbook.css); code in
+    tables is kept whole by the stylesheet alone.
+    """
+
+    def table(match: re.Match[str]) -> str:
+        parts = re.split(r"(<[^>]*>)", match.group(0))
+        in_code = 0
+        for index, part in enumerate(parts):
+            if part.startswith("<"):
+                if re.match(r"<code\b", part):
+                    in_code += 1
+                elif part == "</code>":
+                    in_code -= 1
+            elif part and not in_code:
+                parts[index] = BREAKABLE_WORD.sub(r'<span class="pb-word">\g<0></span>', part)
+        return "".join(parts)
+
+    return TABLE.sub(table, html)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return keep_table_words_whole(html)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

@@ -1,9 +1,12 @@
-"""The docs site builds strict, every internal link resolves, and its generated parts come from the template."""
+"""The docs site builds strict, every internal link resolves, its generated parts come from the
+template, and it reads the same in a real browser without the Internet."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -217,3 +220,154 @@ def test_an_unknown_marker_fails_the_build() -> None:
     with pytest.raises(PluginError, match="no file 'not/there.txt'"):
         hooks.on_page_markdown("<!-- playbook:file not/there.txt -->\n", page, None, None)
     hooks.on_post_build(None)
+
+
+# --------------------------------------------------------------------------- in a real browser
+# Debian's Chromium, driven by Playwright (dev/browser-check.mjs), opens the built site
+# served on 127.0.0.1 with every other host blocked: what a reader on an air-gapped network
+# (GitLab Pages without the Internet) sees.
+BROWSER_CHECK = ["node", str(ROOT / "dev" / "browser-check.mjs")]
+SCREENSHOTS = ROOT / "test-artifacts" / "docs-screenshots"
+KEY_PAGES = ["pipeline-graph/", "operations/", "fleet-rollout/", "maintaining/"]  # screenshots
+
+
+def _browser_check(site: Path, report: Path, *args: str, env: dict[str, str] | None = None):
+    if not (ROOT / "node_modules" / "playwright-core").is_dir():
+        raise AssertionError("playwright-core is not installed: run `make deps` (npm ci)")
+    result = run([*BROWSER_CHECK, str(site), "--report", str(report), *args], cwd=ROOT, env=env, check=False)
+    if result.returncode == 2:  # the browser could not run: never a silent skip
+        raise AssertionError(f"the browser check could not run:\n{result.stdout}")
+    pages = {page["page"]: page for page in json.loads(report.read_text())["pages"]}
+    return result, pages
+
+
+def _drawn(page: dict) -> str:
+    return " ".join(label for diagram in page["diagrams"] for label in diagram["labels"])
+
+
+def test_every_page_reads_the_same_offline_in_chromium(
+    site: Path, default_project: Path, tmp_path: Path
+) -> None:
+    """No request leaves 127.0.0.1, no console error, every diagram drawn, no word broken in a table."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    result, pages = _browser_check(
+        site, tmp_path / "report.json", "--screenshots", str(SCREENSHOTS), "--shots", ",".join(KEY_PAGES)
+    )
+    print(result.stdout, f"screenshots: {SCREENSHOTS}", sep="\n")
+    assert result.returncode == 0, result.stdout
+    built = {"" if p.parent == site else f"{p.parent.relative_to(site).as_posix()}/" for p in site.rglob("index.html")}
+    assert set(pages) == built | {"no-such-page/"}, "every page and the 404 page are opened"
+    assert all(not page["problems"] for page in pages.values())
+
+    graph = pages["pipeline-graph/"]
+    assert len(graph["diagrams"]) == len(gitlab_ci.sources()) and all(d["rendered"] for d in graph["diagrams"])
+    drawn = f" {_drawn(graph)} "
+    for name in gitlab_ci.load(default_project).jobs:
+        assert f" {name} " in drawn, f"job {name} is not drawn on the job graph"
+    rollout = _drawn(pages["operations/"])
+    for job in ("approve-production", "canary-5", "canary-5-health", "canary-100", "canary-rollback", "wait 10 minutes"):
+        assert job in rollout, f"{job} is not drawn in the canary flow"
+    assert "allowedVersions" in _drawn(pages["fleet-rollout/"])
+    assert "release-notes" in _drawn(pages["maintaining/"])
+    for name in KEY_PAGES:
+        shot = Path(pages[name]["screenshot"])
+        assert shot.parent == SCREENSHOTS and shot.stat().st_size > 10_000, shot
+
+
+def test_the_browser_check_fails_a_diagram_that_stops_rendering(site: Path, tmp_path: Path) -> None:
+    """Each fault a reader would see fails the check, on the page that has it."""
+    broken = tmp_path / "site"
+    shutil.copytree(site, broken)
+    # Built without the site's own Mermaid: Material asks unpkg.com, which is unreachable.
+    operations = broken / "operations" / "index.html"
+    operations.write_text(re.sub(r'<script src="[^"]*mermaid\.min\.js"></script>', "", operations.read_text()))
+    # A diagram with a syntax error.
+    fleet = broken / "fleet-rollout" / "index.html"
+    fleet.write_text(fleet.read_text().replace("release --&gt; mr1", "release --&gt;", 1))
+    # A web font, a console error and a table too narrow for its words.
+    home = broken / "index.html"
+    home.write_text(
+        home.read_text().replace(
+            "</article>",
+            '<img src="https://fonts.example.test/roboto.png" alt="">'
+            "<script>console.error('boom')</script>"
+            '<table style="table-layout: fixed; width: 60px"><tr><td>post-deploy-notify-oncall</td></tr></table>'
+            "</article>",
+            1,
+        )
+    )
+    # A short wait for diagrams: two of them never appear.
+    only = ["--only", ",operations/,fleet-rollout/", "--mermaid-timeout", "4000"]
+    result, pages = _browser_check(broken, tmp_path / "report.json", *only)
+    assert result.returncode == 1, result.stdout
+    problems = {name: "\n".join(page["problems"]) for name, page in pages.items()}
+    assert "external request: https://unpkg.com/mermaid@11/dist/mermaid.min.js" in problems["operations/"]
+    assert "mermaid #1: not rendered to an SVG" in problems["operations/"]
+    assert "mermaid #1: not rendered to an SVG" in problems["fleet-rollout/"]
+    assert "external request: https://fonts.example.test/roboto.png" in problems[""]
+    assert "console error: boom" in problems[""]
+    assert "breaks the word post-deploy-notify-oncall" in problems[""]
+
+
+def test_the_browser_check_fails_loudly_without_chromium(site: Path, tmp_path: Path) -> None:
+    result = run(
+        [*BROWSER_CHECK, str(site), "--report", str(tmp_path / "report.json")],
+        cwd=ROOT,
+        env={"CHROMIUM": str(tmp_path / "no-chromium")},
+        check=False,
+    )
+    assert result.returncode == 2 and "no-chromium is missing" in result.stdout
+
+
+def test_the_site_serves_its_own_mermaid_and_fonts(site: Path) -> None:
+    """What the browser test proves, in the files: no CDN, no Google Fonts."""
+    bundle = site / "assets" / "javascripts" / "mermaid.min.js"
+    assert bundle.read_bytes() == (ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js").read_bytes()
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        assert "fonts.googleapis.com" not in text and "fonts.gstatic.com" not in text, page
+        assert ('class="mermaid"' in text) == ("mermaid.min.js" in text), f"{page}: Mermaid only where drawn"
+
+
+def test_a_build_without_mermaid_in_node_modules_fails(tmp_path: Path) -> None:
+    from mkdocs.exceptions import PluginError
+
+    import dev.mkdocs_hooks as hooks
+
+    shutil.copy(ROOT / "package-lock.json", tmp_path / "package-lock.json")
+    with pytest.raises(PluginError, match=r"node_modules/mermaid/dist/mermaid.min.js is missing.*npm ci"):
+        hooks.mermaid_dist(tmp_path)
+    package = tmp_path / "node_modules" / "mermaid"
+    (package / "dist").mkdir(parents=True)
+    (package / "dist" / "mermaid.min.js").write_text("/* stale */")
+    (package / "package.json").write_text('{"version": "10.0.0"}')
+    with pytest.raises(PluginError, match=r"Mermaid 10\.0\.0, package-lock\.json pins"):
+        hooks.mermaid_dist(tmp_path)
+
+
+def test_table_words_are_kept_whole_outside_code() -> None:
+    import dev.mkdocs_hooks as hooks
+
+    html = '<p>post-deploy</p><table><tr><td>post-deploy <code>a-b</code> <a href="x/y">docs/x.md</a> and</td></tr></table>'
+    assert hooks.keep_table_words_whole(html) == (
+        '<p>post-deploy</p><table><tr><td><span class="pb-word">post-deploy</span> <code>a-b</code> '
+        '<a href="x/y"><span class="pb-word">docs/x.md</span></a> and</td></tr></table>'
+    )
+
+
+def test_rollout_flow_draws_steps_gates_pauses_and_failure_paths(default_project: Path) -> None:
+    from dev.docgen import pipeline_page
+
+    pipeline = gitlab_ci.load(default_project)
+    main = gitlab_ci.plan(pipeline, gitlab_ci.sources()[1])
+    flow = pipeline_page.rollout(pipeline, main, ["approval", "canary", "post-deploy"])
+    ids = {name: node for node, name in re.findall(r'^ *(r\d+)[\[({]+"([^"<]+)', flow, re.MULTILINE)}
+    assert f'{ids["canary-5"]} -->|"wait 10 minutes"| {ids["canary-5-health"]}' in flow
+    assert f'{ids["canary-5-health"]} --> {ids["canary-25"]}' in flow
+    assert re.search(rf'^ +{ids["canary-5-health"]}\{{\{{"canary-5-health"\}}\}}$', flow, re.MULTILINE), "a check is a hexagon"
+    assert f'{ids["approve-production"]} --> {ids["canary-5"]}' in flow
+    assert f'-.->|"a step fails"| {ids["canary-rollback"]}' in flow
+    assert f'{ids["canary-rollback"]} -.-> {ids["canary-notify-oncall"]}' in flow
+    assert f"class {ids['approve-production']} manual" in flow
+    with pytest.raises(ValueError, match="no stage nope"):
+        pipeline_page.rollout(pipeline, main, ["nope"])

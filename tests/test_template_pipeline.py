@@ -7,6 +7,7 @@ shell here (the docs build and the release notes) run for real.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,17 +158,28 @@ def test_release_notes_job_runs_green_and_fails_without_a_section(repo_copy: Pat
 
 def test_docs_job_builds_the_site_under_gitlab_ci_local(repo_copy: Path) -> None:
     uv_cache = run(["uv", "cache", "dir"]).stdout.strip()
+    npm_cache = run(["npm", "config", "get", "cache"]).stdout.strip()
     variables = {
         **gitlab_ci.sources()[0].variables,
         "UV_CACHE_DIR": uv_cache,  # reuse the machine's cache: no downloads
         "UV_PROJECT_ENVIRONMENT": str(ROOT / ".venv"),  # and its synced environment
         "UV_LINK_MODE": "hardlink",
+        "npm_config_cache": npm_cache,
+        "npm_config_prefer_offline": "true",
     }
-    log = ci_local.run_job(repo_copy, "docs", variables)
-    assert "PASS" in log
-    site = repo_copy / "public"
-    assert (site / "index.html").is_file()
-    assert "flowchart LR" in (site / "pipeline-graph" / "index.html").read_text()
+    assert not (repo_copy / "node_modules").exists()
+    try:
+        log = ci_local.run_job(repo_copy, "docs", variables)
+        assert "PASS" in log
+        site = repo_copy / "public"
+        assert (site / "index.html").is_file()
+        assert "flowchart LR" in (site / "pipeline-graph" / "index.html").read_text()
+        # The job installed only what the site ships, and the site serves its own Mermaid.
+        installed = repo_copy / "node_modules"
+        assert (installed / "mermaid").is_dir() and not (installed / "gitlab-ci-local").exists()
+        assert (site / "assets" / "javascripts" / "mermaid.min.js").stat().st_size > 1_000_000
+    finally:
+        shutil.rmtree(repo_copy / "node_modules", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- changelog_section.py

@@ -418,6 +418,11 @@ class Source:
     title: str
     variables: dict[str, str]
     unset: tuple[str, ...] = ()
+    short: str = ""  # a column header: words that fit a narrow column
+
+    @property
+    def column(self) -> str:
+        return self.short or self.title
 
 
 def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
@@ -442,6 +447,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_COMMIT_REF_PROTECTED": "false",
             },
             unset=("CI_COMMIT_BRANCH", "CI_COMMIT_TAG"),
+            short="merge request",
         ),
         Source(
             "default_branch",
@@ -454,6 +460,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_COMMIT_REF_PROTECTED": "true",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
+            short=default_branch,
         ),
         Source(
             "tag",
@@ -466,6 +473,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_COMMIT_REF_PROTECTED": "true",
             },
             unset=("CI_COMMIT_BRANCH", "CI_MERGE_REQUEST_IID"),
+            short="tag",
         ),
         Source(
             "schedule",
@@ -478,6 +486,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "CI_COMMIT_REF_PROTECTED": "true",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
+            short="schedule",
         ),
         Source(
             "schedule_template_update",
@@ -491,6 +500,7 @@ def sources(default_branch: str = "main", tag: str = "v1.2.3") -> list[Source]:
                 "SCHEDULE_TASK": "template-update-check",
             },
             unset=("CI_COMMIT_TAG", "CI_MERGE_REQUEST_IID"),
+            short="template update check",
         ),
     ]
 

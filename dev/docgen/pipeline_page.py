@@ -1,4 +1,8 @@
-"""Markdown for a pipeline: which jobs run per source, and a Mermaid graph of each."""
+"""Markdown for a pipeline: which jobs run per source, and a Mermaid graph of each.
+
+Also the rollout flow of a few stages (e.g. approval, canary, post-deploy): the steps, the
+checks that gate them, the pauses and what runs when a step fails.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,11 @@ def _job_note(planned: PlannedJob) -> str:
     return ", ".join(notes)
 
 
+# Job graphs are drawn at their natural size (the page scrolls them sideways): scaled down
+# to the page's width, a pipeline of 50 jobs has unreadable labels.
+NATURAL_SIZE = "---\nconfig:\n  flowchart:\n    useMaxWidth: false\n---\n"
+
+
 def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
     lines = ["flowchart LR"]
     by_stage: dict[str, list[PlannedJob]] = {}
@@ -47,7 +56,7 @@ def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
         stage_id = f"s{stage_index}"
         stage_ids.append(stage_id)
         lines.append(f'  subgraph {stage_id}["{_label(stage)}"]')
-        lines.append("    direction TB")
+        lines.append("    direction LR")
         for planned in by_stage[stage]:
             job_id = f"j{len(ids)}"
             ids[planned.job.name] = job_id
@@ -62,8 +71,8 @@ def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
         if any(p.needs is None for p in jobs)
     }
     for before, after in zip(stage_ids, stage_ids[1:], strict=False):
-        if after in waits:
-            lines.append(f"  {before} ==> {after}")
+        # An invisible link keeps stages in order where nothing waits for the earlier one.
+        lines.append(f"  {before} {'==>' if after in waits else '~~~'} {after}")
     manual = []
     for planned in job_plan.jobs:
         target = ids[planned.job.name]
@@ -88,7 +97,7 @@ def _cell(planned: PlannedJob | None) -> str:
 
 
 def jobs_table(pipeline: Pipeline, plans: list[Plan]) -> str:
-    header = "| stage | job | " + " | ".join(p.source.title for p in plans) + " |"
+    header = "| stage | job | " + " | ".join(p.source.column for p in plans) + " |"
     rule = "|---|---|" + "---|" * len(plans)
     rows = [header, rule]
     lookup = [{planned.job.name: planned for planned in p.jobs} for p in plans]
@@ -114,7 +123,7 @@ def _tab(pipeline: Pipeline, job_plan: Plan) -> str:
         return "`workflow:rules` create no pipeline for this source."
     if not job_plan.jobs:
         return "The pipeline has no job for this source."
-    parts = [f"```mermaid\n{mermaid(pipeline, job_plan)}\n```"]
+    parts = [f"```mermaid\n{NATURAL_SIZE}{mermaid(pipeline, job_plan)}\n```"]
     rows = ["| stage | job | when | starts after |", "|---|---|---|---|"]
     for planned in job_plan.jobs:
         when = planned.when + (", may fail" if planned.allow_failure else "")
@@ -139,11 +148,103 @@ def render(pipeline: Pipeline, pipeline_sources: list[Source]) -> tuple[str, lis
         out.append(
             "Not drawn (external includes): " + ", ".join(f"`{entry}`" for entry in pipeline.external) + "."
         )
-    out.append(jobs_table(pipeline, [p for p in plans if p.runs]))
     tabs = []
     for job_plan in plans:
         body = textwrap.indent(_tab(pipeline, job_plan), "    ")
         tabs.append(f'=== "{job_plan.source.title}"\n\n{body}')
     out.append("\n\n".join(tabs))
+    running = [p for p in plans if p.runs]
+    out.append(
+        "Every job, and the pipelines it runs in ("
+        + "; ".join(f"*{p.source.column}*: {p.source.title}" for p in running if p.source.column != p.source.title)
+        + "):"
+    )
+    out.append(jobs_table(pipeline, running))
     problems = [problem for job_plan in plans for problem in job_plan.problems]
     return "\n\n".join(out) + "\n", problems
+
+
+# --------------------------------------------------------------------------- rollout flow
+ROLLOUT_LEGEND = (
+    "Drawn from the jobs of a default-branch pipeline. Rectangles deploy, hexagons are the "
+    "checks that gate the next step, a dashed box waits for a person; an arrow's label is "
+    "the pause before the job starts (`when: delayed`); red boxes run only when a job "
+    "before them fails (`when: on_failure`)."
+)
+
+
+def _action(planned: PlannedJob) -> str:
+    environment = planned.job.config.get("environment")
+    return str(environment.get("action", "start")) if isinstance(environment, dict) else ""
+
+
+def _rollout_node(job_id: str, planned: PlannedJob) -> str:
+    name = _label(planned.job.name + (f"\n({planned.when})" if planned.when == "manual" else ""))
+    if planned.when == "on_failure":
+        return f'{job_id}("{name}")'
+    if _action(planned) == "verify":
+        return f'{job_id}{{{{"{name}"}}}}'
+    return f'{job_id}["{name}"]'
+
+
+def rollout(pipeline: Pipeline, job_plan: Plan, stages: list[str]) -> str:
+    """A top-down Mermaid flow of the jobs of `stages` in `job_plan`.
+
+    Jobs that run on success sit in one box per stage; jobs that run on failure sit below,
+    reached from a whole stage when they need every job of it ("a step fails").
+    """
+    unknown = [stage for stage in stages if stage not in pipeline.stages]
+    if unknown:
+        raise ValueError(f"no stage {', '.join(unknown)} in the pipeline (stages: {', '.join(pipeline.stages[1:-1])})")
+    chosen = [p for p in job_plan.jobs if p.job.stage in stages]
+    if not chosen:
+        raise ValueError(f"no job of the stages {', '.join(stages)} runs in a {job_plan.source.title} pipeline")
+    ids = {p.job.name: f"r{index}" for index, p in enumerate(chosen)}
+    stage_id = {stage: f"rs{pipeline.stages.index(stage)}" for stage in stages}
+    on_success = {stage: [p for p in chosen if p.job.stage == stage and p.when != "on_failure"] for stage in stages}
+    lines = ["flowchart TB"]
+    for stage in stages:
+        if not on_success[stage]:
+            continue
+        lines.append(f'  subgraph {stage_id[stage]}["{_label(stage)}"]')
+        lines.extend(f"    {_rollout_node(ids[p.job.name], p)}" for p in on_success[stage])
+        lines.append("  end")
+    failure = [p for p in chosen if p.when == "on_failure"]
+    lines.extend(f"  {_rollout_node(ids[p.job.name], p)}" for p in failure)
+
+    drawn_stages = [stage for stage in stages if on_success[stage]]
+    for planned in chosen:
+        target = ids[planned.job.name]
+        if planned.needs is None:  # waits for the earlier stages
+            index = drawn_stages.index(planned.job.stage) if planned.job.stage in drawn_stages else 0
+            if index > 0:
+                lines.append(f"  {stage_id[drawn_stages[index - 1]]} ==> {target}")
+            continue
+        needs = [need.job for need in planned.needs if need.job in ids]
+        if planned.when == "on_failure":
+            # After another failure job that already answers those needs: only that arrow.
+            chained = [p for p in failure if p.job.name in needs]
+            covered = {n.job for p in chained for n in p.needs or []}
+            needs = [need for need in needs if need not in covered]
+            for stage in drawn_stages:
+                members = {p.job.name for p in on_success[stage]}
+                if len(members) > 1 and members <= set(needs):
+                    lines.append(f'  {stage_id[stage]} -.->|"a step fails"| {target}')
+                    needs = [need for need in needs if need not in members]
+            lines.extend(f"  {ids[need]} -.-> {target}" for need in needs)
+            continue
+        start_in = planned.job.config.get("start_in") if planned.when == "delayed" else None
+        arrow = f'-->|"{_label("wait " + str(start_in))}"|' if start_in else "-->"
+        lines.extend(f"  {ids[need]} {arrow} {target}" for need in needs)
+    lines.append("  classDef manual stroke-dasharray: 6 4")
+    lines.append("  classDef failure stroke:#c62828,stroke-width:2px")
+    manual = [ids[p.job.name] for p in chosen if p.when == "manual"]
+    if manual:
+        lines.append(f"  class {','.join(manual)} manual")
+    if failure:
+        lines.append(f"  class {','.join(ids[p.job.name] for p in failure)} failure")
+    return "\n".join(lines)
+
+
+def render_rollout(pipeline: Pipeline, job_plan: Plan, stages: list[str]) -> str:
+    return f"{ROLLOUT_LEGEND}\n\n```mermaid\n{rollout(pipeline, job_plan, stages)}\n```\n"
