@@ -119,7 +119,8 @@ async function renderedDiagrams(page) {
 }
 
 // --------------------------------------------------------------------------- tables
-/** Words of table cells broken over lines, with every tab holding a table shown in turn. */
+/** Words of table cells broken over lines or sticking out of their cell, with every tab
+ *  holding a table shown in turn. */
 function brokenTableWords() {
   const broken = [];
   for (const table of document.querySelectorAll('.md-typeset table')) {
@@ -131,15 +132,18 @@ function brokenTableWords() {
       if (input && !input.checked) input.click();
     }
     for (const cell of table.querySelectorAll('th, td')) {
+      const box = cell.getBoundingClientRect();
       const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
       for (let node = walker.nextNode(); node; node = walker.nextNode()) {
         for (const match of node.nodeValue.matchAll(/\S+/g)) {
           const range = document.createRange();
           range.setStart(node, match.index);
           range.setEnd(node, match.index + match[0].length);
-          const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
-          if (lines.size > 1) {
-            broken.push({ word: match[0], cellWidth: Math.round(cell.getBoundingClientRect().width) });
+          const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+          const lines = new Set(rects.map((r) => Math.round(r.top)));
+          const overflows = rects.some((r) => r.left < box.left - 1 || r.right > box.right + 1);
+          if (lines.size > 1 || overflows) {
+            broken.push({ word: match[0], cellWidth: Math.round(box.width), overflows });
           }
         }
       }
@@ -217,7 +221,9 @@ async function checkPage(browser, origin, base, site, name, options) {
     await page.screenshot({ path: screenshot });
   }
   const broken = await page.evaluate(brokenTableWords);
-  for (const { word, cellWidth } of broken) problems.push(`table cell ${cellWidth}px wide breaks the word ${word}`);
+  for (const { word, cellWidth, overflows } of broken) {
+    problems.push(`table cell ${cellWidth}px wide ${overflows ? 'overflows with' : 'breaks'} the word ${word}`);
+  }
   await context.close();
   return { page: name, url, seconds: (Date.now() - started) / 1000, problems, diagrams, screenshot };
 }

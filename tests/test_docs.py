@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -246,10 +247,11 @@ def _drawn(page: dict) -> str:
 
 
 def test_every_page_reads_the_same_offline_in_chromium(
-    site: Path, default_project: Path, tmp_path: Path
+    site: Path, default_project: Path, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     """No request leaves 127.0.0.1, no console error, every diagram drawn, no word broken in a table."""
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    record_property("screenshots", str(SCREENSHOTS))  # in report.xml; CI keeps test-artifacts/
     result, pages = _browser_check(
         site, tmp_path / "report.json", "--screenshots", str(SCREENSHOTS), "--shots", ",".join(KEY_PAGES)
     )
@@ -292,6 +294,7 @@ def test_the_browser_check_fails_a_diagram_that_stops_rendering(site: Path, tmp_
             '<img src="https://fonts.example.test/roboto.png" alt="">'
             "<script>console.error('boom')</script>"
             '<table style="table-layout: fixed; width: 60px"><tr><td>post-deploy-notify-oncall</td></tr></table>'
+            '<table><tr><td><div style="width: 40px"><code>canary-rollback</code></div></td></tr></table>'
             "</article>",
             1,
         )
@@ -307,6 +310,7 @@ def test_the_browser_check_fails_a_diagram_that_stops_rendering(site: Path, tmp_
     assert "external request: https://fonts.example.test/roboto.png" in problems[""]
     assert "console error: boom" in problems[""]
     assert "breaks the word post-deploy-notify-oncall" in problems[""]
+    assert "overflows with the word canary-rollback" in problems[""]
 
 
 def test_the_browser_check_fails_loudly_without_chromium(site: Path, tmp_path: Path) -> None:

@@ -154,11 +154,7 @@ def render(pipeline: Pipeline, pipeline_sources: list[Source]) -> tuple[str, lis
         tabs.append(f'=== "{job_plan.source.title}"\n\n{body}')
     out.append("\n\n".join(tabs))
     running = [p for p in plans if p.runs]
-    out.append(
-        "Every job, and the pipelines it runs in ("
-        + "; ".join(f"*{p.source.column}*: {p.source.title}" for p in running if p.source.column != p.source.title)
-        + "):"
-    )
+    out.append("Every job, and the pipelines it runs in:")
     out.append(jobs_table(pipeline, running))
     problems = [problem for job_plan in plans for problem in job_plan.problems]
     return "\n\n".join(out) + "\n", problems
