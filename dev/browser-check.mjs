@@ -181,6 +181,7 @@ async function checkPage(browser, origin, base, site, name, options) {
     return route.abort('blockedbyclient');
   });
 
+  if (name === MISSING_PAGE && !existsSync(join(site, '404.html'))) problems.push('the site has no 404.html');
   const response = await page.goto(url, { waitUntil: 'load' });
   const status = response?.status();
   if (name === MISSING_PAGE ? status !== 404 : status !== 200) problems.push(`status ${status} for ${url}`);
@@ -262,6 +263,10 @@ async function main() {
   if (!pages) {
     pages = [];
     for await (const page of htmlPages(site, site)) pages.push(page);
+    if (!pages.length) {
+      console.error(`${site} has no page (index.html)`);
+      return 1;
+    }
     pages = [...pages.sort(), MISSING_PAGE];
   }
   const options = {

@@ -375,3 +375,17 @@ def test_rollout_flow_draws_steps_gates_pauses_and_failure_paths(default_project
     assert f"class {ids['approve-production']} manual" in flow
     with pytest.raises(ValueError, match="no stage nope"):
         pipeline_page.rollout(pipeline, main, ["nope"])
+
+
+def test_pages_with_a_diagram_load_the_sites_mermaid_before_materials_bundle() -> None:
+    from mkdocs.exceptions import PluginError
+
+    import dev.mkdocs_hooks as hooks
+
+    page = SimpleNamespace(url="pipeline-graph/", file=SimpleNamespace(src_uri="pipeline-graph.md"))
+    bundle = '<script src="../assets/javascripts/bundle.a5f9d56c.min.js"></script>'
+    drawn = hooks.on_post_page(f'<pre class="mermaid"><code>x</code></pre>{bundle}', page, None)
+    assert drawn.endswith(f'<script src="../assets/javascripts/mermaid.min.js"></script>\n      {bundle}')
+    assert hooks.on_post_page(f"<p>no diagram</p>{bundle}", page, None) == f"<p>no diagram</p>{bundle}"
+    with pytest.raises(PluginError, match="no Material bundle script"):
+        hooks.on_post_page('<pre class="mermaid"><code>x</code></pre>', page, None)
