@@ -285,6 +285,7 @@ async function main() {
       '--headless=new',
       '--no-sandbox',
       '--disable-gpu',
+      '--disable-dev-shm-usage', // containers' /dev/shm is small
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',

@@ -14,7 +14,7 @@ APT_PACKAGES=(
   prometheus-pushgateway           # the batch pushes its metrics; freshness check end to end
   buildah podman runc debootstrap  # image builds and hardened runs without Docker
   wrk                              # load for the performance script
-  chromium                         # the docs site opened in a real browser (playwright-core drives it)
+  chromium fonts-dejavu-core       # the docs site opened in a real browser (playwright-core drives it)
 )
 
 missing_apt=()
