@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import shutil
 import sys
@@ -389,3 +390,19 @@ def test_pages_with_a_diagram_load_the_sites_mermaid_before_materials_bundle() -
     assert hooks.on_post_page(f"<p>no diagram</p>{bundle}", page, None) == f"<p>no diagram</p>{bundle}"
     with pytest.raises(PluginError, match="no Material bundle script"):
         hooks.on_post_page('<pre class="mermaid"><code>x</code></pre>', page, None)
+
+
+def test_parallel_jobs_of_a_stage_are_drawn_in_rows_not_one_tall_column(default_project: Path) -> None:
+    from dev.docgen import pipeline_page
+
+    pipeline = gitlab_ci.load(default_project)
+    merge_request = gitlab_ci.plan(pipeline, gitlab_ci.sources()[0])
+    graph = pipeline_page.mermaid(pipeline, merge_request)
+    names = {node: name for node, name in re.findall(r'^ *(j\d+)\["([^"<]+)', graph, re.MULTILINE)}
+    rows = [line.split() for line in graph.splitlines() if re.match(r"^ *j\d+ ~~~ ", line)]
+    rows = [[names[node] for node in row if node != "~~~"] for row in rows]
+    parallel = [p.job.name for p in merge_request.jobs if p.job.stage == "merge-request" and p.needs == []]
+    needed = {n.job for p in merge_request.jobs for n in p.needs or []}
+    alone = [name for name in parallel if name not in needed]
+    assert len(alone) >= 5 and sorted(sum(rows, [])) == sorted(alone)
+    assert max(len(row) for row in rows) == math.ceil(math.sqrt(len(alone)))

@@ -6,6 +6,7 @@ checks that gate them, the pauses and what runs when a step fails.
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 from .gitlab_ci import Pipeline, Plan, PlannedJob, Source, plan
@@ -81,10 +82,32 @@ def mermaid(pipeline: Pipeline, job_plan: Plan) -> str:
             lines.append(f"  {ids[need.job]} {arrow} {target}")
         if planned.when == "manual":
             manual.append(target)
+    lines.extend(_grid(by_stage, ids, job_plan))
     lines.append("  classDef manual stroke-dasharray: 6 4")
     if manual:
         lines.append(f"  class {','.join(manual)} manual")
     return "\n".join(lines)
+
+
+def _grid(by_stage: dict[str, list[PlannedJob]], ids: dict[str, str], job_plan: Plan) -> list[str]:
+    """Invisible links that lay a stage's unrelated jobs out in rows of a few.
+
+    Left alone, Mermaid stacks them in one column: a stage of 14 parallel jobs would make
+    the whole graph 14 boxes tall, every other stage floating in its middle.
+    """
+    linked = {need.job for p in job_plan.jobs for need in p.needs or []}
+    linked |= {p.job.name for p in job_plan.jobs if p.needs}
+    lines = []
+    for jobs in by_stage.values():
+        alone = [ids[p.job.name] for p in jobs if p.job.name not in linked]
+        if len(alone) < 5:
+            continue
+        width = math.ceil(math.sqrt(len(alone)))
+        for start in range(0, len(alone), width):
+            row = alone[start : start + width]
+            if len(row) > 1:
+                lines.append("  " + " ~~~ ".join(row))
+    return lines
 
 
 def _cell(planned: PlannedJob | None) -> str:
