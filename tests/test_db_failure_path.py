@@ -441,6 +441,7 @@ def test_restore_waits_a_bounded_time_for_a_lock_then_fails_clearly_and_changes_
 ) -> None:
     assert pipeline.run("db-backup-staging").returncode == 0
     pipeline.psql("INSERT INTO items (name) VALUES ('after the backup')")
+    pipeline.psql("UPDATE alembic_version SET version_num = '0002'")  # as if a migration had run
     rows, schema = pipeline.ids(), pipeline.schema()
     # A report query of the running release holds a lock on items for a long time.
     holder = psycopg.connect(pipeline.postgres.url(pipeline.database), autocommit=True)
@@ -469,7 +470,8 @@ def test_restore_waits_a_bounded_time_for_a_lock_then_fails_clearly_and_changes_
     assert "stayed locked by another session for more than 3s" in out
     assert "holding a lock: pid" in out and "pg_sleep(120)" in out and "items AccessShareLock" in out
     assert "not restored: the database is unchanged" in out
-    assert pipeline.ids() == rows and pipeline.schema() == schema
+    assert "the backup is at revision 0001, the database at 0002: the restore takes the schema back" in out
+    assert pipeline.ids() == rows and pipeline.schema() == schema and pipeline.revision() == "0002"
 
 
 def _ignore_cancel(connection: psycopg.Connection[Any], sql: str) -> None:

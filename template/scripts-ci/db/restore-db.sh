@@ -16,7 +16,8 @@
 # db-restore-<ENV> job is manual). While a running query holds a lock on a table of the
 # backup, the restore waits at most PG_LOCK_WAIT_TIMEOUT, then gives up with exit 6, names
 # the sessions holding the locks, and leaves the database unchanged. (While it waits, new
-# queries on that table queue behind it: keep the timeout short.)
+# queries on that table queue behind it: keep the timeout short.) It warns when the
+# backup's Alembic revision is not the database's: the schema goes back too.
 #
 # Arguments and options:
 #   ENV             staging or production (prod)
@@ -101,6 +102,14 @@ lock_holders() {
     while IFS= read -r line; do [[ -z "$line" ]] || error "  holding a lock: $line"; done
 }
 
+# The Alembic revision of the backup and of the database: a restore across revisions takes
+# the schema back too, under a release that may need the newer one.
+backup_revision=$(pg_restore --data-only --table=alembic_version --file=- "$file" 2>/dev/null |
+  awk '/^COPY /{copy=1; next} /^\\\.$/{copy=0} copy' | sort | paste -sd, - || true)
+database_revision=$(PGOPTIONS="-c lock_timeout=5s -c statement_timeout=10s" psql -X -A -t --dbname="$url" -c "SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version" 2>/dev/null || true)
+if [[ -n "$backup_revision$database_revision" && "$backup_revision" != "$database_revision" ]]; then
+  warn "the backup is at revision ${backup_revision:-none}, the database at ${database_revision:-none}: the restore takes the schema back to ${backup_revision:-none}; roll the application back first if the running release needs ${database_revision:-none}"
+fi
 info "restoring $file into $env_name database $(redact_url "$url"): every table of the backup gets its content of $(basename "$file" .dump | sed -E "s/^$env_name-//"); rows written since are lost (waiting at most ${lock_wait}s for locks)"
 errors=$(mktemp)
 cleanup_later "$errors"
