@@ -480,12 +480,27 @@ def _ignore_cancel(connection: psycopg.Connection[Any], sql: str) -> None:
 
 
 @pytest.mark.slow
-def test_migrate_records_nothing_and_migrates_nothing_without_a_database(pipeline: Pipeline) -> None:
+def test_an_older_record_never_stands_for_this_migration(pipeline: Pipeline) -> None:
+    """BACKUP_DIR may be durable storage: a record from an earlier pipeline must not make the
+    repair downgrade revisions that earlier pipelines applied successfully."""
+    stale = pipeline.backup_dir / "staging-before-migration.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"revisions": [], "schema": [], "pipeline": "41"}')
+    schema = pipeline.schema()
+    # This pipeline's migration cannot even record its state: it removes the old record.
     unreachable = pipeline.postgres.url("no_such_database")
-    migrate = pipeline.run("db-migrate-staging", env={"DATABASE_URL": unreachable})
+    migrate = pipeline.run("db-migrate-staging", env={"DATABASE_URL": unreachable, "CI_PIPELINE_ID": "42"})
     assert migrate.returncode == 1, explain(pipeline, migrate)
     assert "could not record the state of the staging database: not migrating" in migrate.stdout
-    assert not (pipeline.backup_dir / "staging-before-migration.json").exists()
+    assert not stale.exists()
+    repair = pipeline.run("db-repair-staging", env={"CI_PIPELINE_ID": "42"})
+    assert repair.returncode == 4 and "no record of the state before the migration" in repair.stdout
+    # A record another pipeline left (e.g. restored from storage) is refused too.
+    stale.write_text('{"revisions": [], "schema": [], "pipeline": "41"}')
+    repair = pipeline.run("db-repair-staging", env={"CI_PIPELINE_ID": "42"})
+    assert repair.returncode == 4, explain(pipeline, repair)
+    assert "was recorded by pipeline 41, not by this one (42)" in repair.stdout
+    assert pipeline.schema() == schema and pipeline.revision() == "0001"
 
 
 @pytest.mark.slow
