@@ -89,7 +89,12 @@ PIPELINE: set[str] = {
     "sonar-project.properties",
 }
 # Migrations before each deploy (use_database) and the GitOps promotion (deploy_mode gitops).
-PIPELINE_DATABASE = {".gitlab/ci/database.yml"}
+PIPELINE_DATABASE = {
+    ".gitlab/ci/database.yml",
+    "scripts-ci/db/migrate-db.sh",
+    "scripts-ci/db/migration_state.py",
+    "scripts-ci/db/repair-migration.sh",
+}
 PIPELINE_GITOPS = {"scripts-ci/deploy/gitops-promote.sh"}
 
 # scripts-ci/ (issue: scripts-ci). A batch (data-pipeline: serves_http false) has no HTTP

@@ -337,7 +337,7 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
     if is_batch(pipeline):
         expected.add("model-promote")  # moves the MLflow alias (use_ml_tracking, on by default)
     if pipeline.answers["use_database"]:
-        expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
+        expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "repair", "restore")
                      for env in ("staging", "production")}
     assert deploys == expected
     # A newer commit may cancel checks, never a production rollout half-way.
@@ -443,7 +443,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
                           "post-deploy-smoke", "post-deploy-golden-signals"}
         expected_core |= {f"canary-{step}-health" for step in steps[:-1]}
     if pipeline.answers["use_database"]:
-        expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "downgrade", "restore")
+        expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "repair", "restore")
                           for env in ("staging", "production")}
     if pipeline.answers.get("service_type") in ("rag", "agent"):
         expected_core.add("evaluation")  # the model quality gate
@@ -478,13 +478,14 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     for name in ("post-deploy-smoke", "post-deploy-golden-signals"):
         assert pipeline.jobs[name]["retry"] == {"max": 2, "when": "script_failure"}
     if pipeline.answers["use_database"]:
-        # Migrations run before the deploy that needs them, and undo themselves on failure.
+        # Migrations run before the deploy that needs them; a failure is repaired from the
+        # recorded revision; a restore (which loses rows) is a maintainer's decision.
         assert [n["job"] for n in jobs["deploy-staging"]["needs"]] == ["db-migrate-staging"]
         for env in ("staging", "production"):
-            assert jobs[f"db-downgrade-{env}"]["when"] == "on_failure"
-            assert jobs[f"db-restore-{env}"]["when"] == "on_failure"
-            assert pipeline.jobs[f"db-migrate-{env}"]["script"] == ["make migrate"]
-            assert pipeline.jobs[f"db-downgrade-{env}"]["script"] == ["uv run --no-sync alembic downgrade -1"]
+            assert jobs[f"db-repair-{env}"]["when"] == "on_failure"
+            assert jobs[f"db-restore-{env}"]["when"] == "manual"
+            assert pipeline.jobs[f"db-migrate-{env}"]["script"] == [f"./scripts-ci/db/migrate-db.sh {env}"]
+            assert pipeline.jobs[f"db-repair-{env}"]["script"] == [f"./scripts-ci/db/repair-migration.sh {env}"]
             assert pipeline.jobs[f"db-restore-{env}"]["script"] == [f"./scripts-ci/db/restore-db.sh {env}"]
 
 

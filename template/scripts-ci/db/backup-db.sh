@@ -5,7 +5,8 @@
 # BACKUP_DIR/<ENV>-<UTC timestamp>.dump, then verifies it (pg_restore --list reads the
 # whole table of contents) and writes its SHA-256 next to it (<file>.sha256). The dump is
 # written under a temporary name and renamed only once verified, so restore-db.sh never
-# picks up half a backup. Prints the path of the backup on stdout.
+# picks up half a backup. Prints the path of the backup on stdout. The backup holds every
+# row of the database: it is written readable by its owner only (0600, directory 0700).
 #
 # Arguments and options:
 #   ENV             staging or production (prod)
@@ -52,6 +53,7 @@ require_cmd pg_dump "install the PostgreSQL client, same major version as the se
 require_cmd pg_restore "install the PostgreSQL client (apt-get install postgresql-client)"
 require_cmd sha256sum "install coreutils"
 
+umask 077
 mkdir -p "$backup_dir"
 partial="$file.partial"
 cleanup_later "$partial"
@@ -66,7 +68,9 @@ if ! toc=$(pg_restore --list "$partial"); then
 fi
 tables=$(grep -c ' TABLE DATA ' <<<"$toc" || true)
 [[ "$tables" -gt 0 ]] || warn "the dump holds no table data: is $(redact_url "$url") the right database?"
+chmod 600 "$partial"
 mv "$partial" "$file"
 (cd "$(dirname "$file")" && sha256sum "$(basename "$file")" >"$(basename "$file").sha256")
+chmod 600 "$file.sha256"
 info "backup verified: $file ($(du -h "$file" | cut -f1), $tables tables with data, sha256 $(cut -c1-12 "$file.sha256")...)"
 printf '%s\n' "$file"
