@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .support.fake_kubectl import FakeKubectl
 from .support.postgres import Postgres
 from .support.procs import run
 from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, git_commit_all, render
@@ -808,6 +809,141 @@ def test_gitops_promotion_commits_images_and_canary_weights(
 
 
 # ---------------------------------------------------------------- gitlab-ci-local runs jobs
+
+
+DIGEST = "sha256:" + "5d" * 32
+# Stand-ins of the jobs that need Docker or cosign and a registry, in the team's local.yml
+# (included last, so these keys win): build-image writes the same dotenv report as the real
+# one, the approval only shows the reference it would verify.
+STAND_INS = f"""
+build-image:
+  services: []
+  before_script: []
+  script:
+    - echo "IMAGE_DIGEST={DIGEST}" > image.env
+approve-production:
+  before_script: []
+  script:
+    - echo "would verify $CI_REGISTRY_IMAGE@$IMAGE_DIGEST"
+"""
+
+
+def _run_deploy_jobs(project: Path, kubectl: FakeKubectl, *jobs: str, **variables: str) -> tuple[int, str]:
+    """Jobs of the default-branch pipeline in the shell, as GitLab CI (GITLAB_CI=true), with
+    the recording kubectl on PATH; (exit code, log)."""
+    args = [*_variables(PIPELINES["default-branch"]), "--variable", "GITLAB_CI=true",
+            "--variable", "KUBE_CONTEXT_STAGING=acme/agents:staging",
+            "--variable", "KUBE_CONTEXT_PRODUCTION=acme/agents:production"]
+    for key, value in variables.items():
+        args += ["--variable", f"{key}={value}"]
+    cmd = [str(_require(GITLAB_CI_LOCAL)), "--ignore-predefined-vars", ",".join([*SIMULATED, "GITLAB_CI"]),
+           "--force-shell-executor", "--no-color", "--manual", "approve-production", *args, *jobs]
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | GIT_ENV | kubectl.env
+    result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True, timeout=600,
+                            check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def _deploy_project(render_project: Callable[..., Path], local_yml: str = STAND_INS, **answers: Any) -> Path:
+    project = render_project(**answers)
+    (project / ".gitlab" / "ci" / "local.yml").write_text(local_yml)
+    _commit_with_origin(project)
+    return project
+
+
+def _applied_images(kubectl: FakeKubectl) -> set[str]:
+    images = set()
+    for manifest in kubectl.applied():
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            spec = (doc or {}).get("spec", {})
+            spec = spec.get("jobTemplate", {}).get("spec", spec)  # a CronJob's pods
+            for container in spec.get("template", {}).get("spec", {}).get("containers", []):
+                images.add(container["image"])
+    return images
+
+
+REGISTRY_IMAGE = "local-registry.gitlab.com/acme/ai-services/my-service"  # gitlab-ci-local's CI_REGISTRY_IMAGE
+
+
+@pytest.mark.parametrize("service_type", ["microservice", "data-pipeline"])
+def test_staging_deploys_the_digest_from_the_build_jobs_dotenv(
+    render_project: Callable[..., Path], tmp_path: Path, service_type: str
+) -> None:
+    if service_type not in SERVICE_TYPES:
+        pytest.skip(f"{service_type} is not among the selected service types")
+    project = _deploy_project(render_project, service_type=service_type)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging")
+    assert code == 0, log[-6000:]
+    assert re.search(r"PASS\s+deploy-staging", log)
+    assert f"deploying {REGISTRY_IMAGE}@{DIGEST} to staging" in log
+    assert _applied_images(kubectl) == {f"{REGISTRY_IMAGE}@{DIGEST}"}
+
+
+@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+def test_canary_step_and_rollback_jobs_use_the_digest_the_approval_saw(
+    render_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _deploy_project(render_project)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    stable = "registry.example.com/acme/my-service:1111111"
+    first = run([str(project / "scripts-ci/deploy/canary-deploy.sh"), "--percent", "100"], cwd=project,
+                env={**kubectl.env, "IMAGE": stable, "GITLAB_CI": "", "IMAGE_DIGEST": ""})
+    assert "promoted" in first.stdout
+    signed = f"{REGISTRY_IMAGE}@{DIGEST}"
+
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "approve-production", "canary-5")
+    assert code == 0, log[-6000:]
+    assert f"would verify {signed}" in log
+    canary = kubectl.object("Deployment", "my-service-production", "my-service-canary")
+    assert canary is not None and canary["spec"]["template"]["spec"]["containers"][0]["image"] == signed
+
+    # A canary that never gets ready (AUTO_ROLLBACK off: the rollback job alone acts). The
+    # rollback job knows the failed release by the same digest: the canary stops, stable
+    # (which never ran it) stays.
+    kubectl.env["FAKE_KUBECTL_UNHEALTHY"] = signed
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "approve-production", "canary-5",
+                                 "canary-rollback", AUTO_ROLLBACK="false", ROLLOUT_TIMEOUT="5s")
+    assert code != 0 and re.search(r"FAIL\s+canary-5", log), log[-6000:]
+    assert re.search(r"PASS\s+canary-rollback", log), log[-6000:]
+    assert f"failed image {signed}" in log
+    canary = kubectl.object("Deployment", "my-service-production", "my-service-canary")
+    assert canary is not None and canary["spec"]["replicas"] == 0
+    stable_now = kubectl.object("Deployment", "my-service-production", "my-service")
+    assert stable_now is not None and stable_now["spec"]["template"]["spec"]["containers"][0]["image"] == stable
+
+
+@pytest.mark.parametrize("mode", ["direct", "gitops"])
+def test_a_deploy_job_without_the_digest_fails_and_deploys_nothing(
+    render_project: Callable[..., Path], tmp_path: Path, mode: str
+) -> None:
+    """A deploy job cut off from build-image's dotenv (here: `dependencies: []` in local.yml)
+    fails and says why, instead of deploying the tag."""
+    project = _deploy_project(render_project, STAND_INS + "deploy-staging:\n  dependencies: []\n",
+                              deploy_mode=mode)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    bare = _gitops_repository(tmp_path, "my-service")
+    head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging",
+                                 GITOPS_REPO_URL=f"file://{bare}")
+    assert code != 0 and re.search(r"FAIL\s+deploy-staging", log), log[-6000:]
+    assert "IMAGE_DIGEST is empty" in log
+    assert "build-image's dotenv report (image.env)" in log
+    assert kubectl.applied() == []
+    assert run(["git", "rev-parse", "HEAD"], cwd=bare).stdout == head  # nothing committed
+
+
+@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+def test_gitops_deploy_commits_the_digest_from_the_build_jobs_dotenv(
+    render_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _deploy_project(render_project, deploy_mode="gitops")
+    bare = _gitops_repository(tmp_path, "my-service")
+    code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
+                                 GITOPS_REPO_URL=f"file://{bare}")
+    assert code == 0, log[-6000:]
+    assert _rendered(bare, tmp_path, "my-service", "staging") == ([f"{REGISTRY_IMAGE}@{DIGEST}"], [])
+
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def scripts_of(service_type: str) -> list[str]:
 SCRIPT_VARIABLES = {
     "IMAGE", "SERVICE_URL", "STAGING_URL", "PRODUCTION_URL", "SMOKE_PATH", "K8S_NAMESPACE",
     "KUBE_CONTEXT", "DATABASE_URL", "STAGING_DATABASE_URL", "PRODUCTION_DATABASE_URL",
-    "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT",
+    "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT", "IMAGE_DIGEST",
 }
 SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_",
                    "JOB_", "FRESHNESS_", "FAKE_KUBECTL_")
@@ -937,6 +937,54 @@ def test_rollback_during_a_canary_leaves_stable_alone(cluster: Cluster) -> None:
     assert "stable stays as it is" in result.stdout
     assert cluster.image("my-service") == V1
     assert cluster.weights() == (100, 0)
+
+
+REGISTRY = "registry.example.com/acme/my-service"
+SIGNED = f"{REGISTRY}@sha256:{'3' * 64}"
+
+
+def test_in_ci_the_deploy_scripts_deploy_the_signed_digest_and_refuse_a_tag(cluster: Cluster) -> None:
+    ci = {"GITLAB_CI": "true", "CI_REGISTRY_IMAGE": REGISTRY, "CI_COMMIT_SHA": "2222222"}
+    # A tag (IMAGE, --image, or $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA) is refused, saying why.
+    for args, env in ((("--image", V2), {}), ((), {"IMAGE": V2}), ((), {})):
+        result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", *args, **ci, **env)
+        assert result.returncode == 2, explain(result)
+        assert "IMAGE_DIGEST" in result.stdout, explain(result)
+        assert re.search(r"never a tag|refusing to deploy \S+ by tag", result.stdout), explain(result)
+    # An empty IMAGE_DIGEST in "$CI_REGISTRY_IMAGE@$IMAGE_DIGEST", or a malformed digest.
+    result = cluster.run("deploy/deploy-to-staging.sh", "--image", f"{REGISTRY}@", **ci)
+    assert result.returncode == 2 and "IMAGE_DIGEST is empty" in result.stdout, explain(result)
+    result = cluster.run("deploy/deploy-to-staging.sh", "--image", f"{REGISTRY}@sha256:abc", **ci)
+    assert result.returncode == 2 and "malformed digest" in result.stdout, explain(result)
+    assert cluster.changes() == []
+    # IMAGE_DIGEST alone is enough: $CI_REGISTRY_IMAGE@$IMAGE_DIGEST, down to the manifests.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", **ci,
+                         IMAGE_DIGEST=SIGNED.split("@")[1])
+    assert result.returncode == 0, explain(result)
+    assert cluster.image("my-service") == SIGNED
+    assert f"image: {SIGNED}" in cluster.kubectl.applied()[-1].read_text()
+
+
+def test_in_ci_a_rollback_without_the_failed_digest_stops_the_canary_but_leaves_stable(
+    cluster: Cluster,
+) -> None:
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=SIGNED)
+    assert result.returncode == 0 and cluster.image("my-service") == SIGNED, explain(result)
+    cluster.kubectl.calls()
+    # No IMAGE_DIGEST in CI: stable may or may not run the failed release; it stays, the
+    # job fails (2) after the safe steps.
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", GITLAB_CI="true",
+                         CI_REGISTRY_IMAGE=REGISTRY, CI_COMMIT_SHA="2222222")
+    assert result.returncode == 2, explain(result)
+    assert "IMAGE_DIGEST is not set" in result.stdout and "stays as it is" in result.stdout
+    assert cluster.image("my-service") == SIGNED and cluster.weights() == (100, 0)
+    # With the digest, stable goes back to what it ran before.
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", GITLAB_CI="true",
+                         CI_REGISTRY_IMAGE=REGISTRY, IMAGE_DIGEST=SIGNED.split("@")[1])
+    assert result.returncode == 0, explain(result)
+    assert f"failed image {SIGNED}" in result.stdout
+    assert cluster.image("my-service") == V1
 
 
 def test_dry_run_shows_the_changes_and_makes_none(cluster: Cluster) -> None:
