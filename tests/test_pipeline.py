@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .support.fake_kubectl import FakeKubectl
 from .support.postgres import Postgres
 from .support.procs import run
 from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, git_commit_all, render
@@ -80,6 +81,8 @@ CHANGES_AN_ENVIRONMENT = re.compile(
 )
 VERIFIES_AN_ENVIRONMENT = re.compile(r"scripts-ci/(test|monitoring)/")
 PINNED_IMAGE = re.compile(r"^[a-z0-9][\w.\-/]*(:\d+)?(/[\w.\-]+)*:(?!latest$)[\w.\-]*\d[\w.\-]*$")
+# How every deploy job names its image: the digest build-image pushed and sign-image signed.
+SIGNED = '--image "$CI_REGISTRY_IMAGE@$IMAGE_DIGEST"'
 TOOL_MISSING = "run `make deps` (dev/install-test-deps.sh) to install the test tools"
 
 
@@ -423,6 +426,12 @@ def test_branch_without_merge_request_runs_the_fast_checks(sample_pipeline: Pipe
     assert set(with_sonar) == fast | {"sonarqube"}
 
 
+def _needs(job: dict[str, Any]) -> list[str]:
+    """The jobs a job waits for, without build-image (which every deploy job lists for its
+    dotenv report: test_deploy_jobs_receive_the_signed_digest checks that)."""
+    return [n["job"] for n in job["needs"] or [] if n["job"] != "build-image"]
+
+
 def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) -> None:
     jobs = pipeline.graph("default-branch")
     _assert_needs_are_in_the_pipeline("default-branch", jobs)
@@ -458,29 +467,28 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
                  "post-deploy-notify-oncall"):
         assert jobs[name]["when"] == "on_failure", name
     first_need = "db-migrate-production" if pipeline.answers["use_database"] else "approve-production"
-    assert [n["job"] for n in jobs[f"canary-{steps[0]}"]["needs"]] == [first_need]
+    assert _needs(jobs[f"canary-{steps[0]}"]) == [first_need]
     canary_jobs = {name for name in jobs if name.startswith("canary-") and name[7].isdigit()}
-    assert {n["job"] for n in jobs["canary-rollback"]["needs"]} == canary_jobs
+    assert set(_needs(jobs["canary-rollback"])) == canary_jobs
     if is_batch(pipeline):
         # A batch step is its own check: the next share runs when the previous run passed.
         for before, after in pairwise(steps):
-            assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}"]
-        assert {n["job"] for n in jobs["post-deploy-rollback"]["needs"]} == {
-            "model-promote", "post-deploy-metrics"}
+            assert _needs(jobs[f"canary-{after}"]) == [f"canary-{before}"]
+        assert set(_needs(jobs["post-deploy-rollback"])) == {"model-promote", "post-deploy-metrics"}
         return
     # Canary: each step after the previous step's health check; health checks after a pause.
     for step, pause in zip(steps[:-1], ["10", "20", "30"], strict=True):
         assert jobs[f"canary-{step}-health"]["when"] == "delayed"
         assert pipeline.jobs[f"canary-{step}-health"]["start_in"] == f"{pause} minutes"
     for before, after in pairwise(steps):
-        assert [n["job"] for n in jobs[f"canary-{after}"]["needs"]] == [f"canary-{before}-health"]
+        assert _needs(jobs[f"canary-{after}"]) == [f"canary-{before}-health"]
     # Post-deploy checks retry before anything is rolled back.
     for name in ("post-deploy-smoke", "post-deploy-golden-signals"):
         assert pipeline.jobs[name]["retry"] == {"max": 2, "when": "script_failure"}
     if pipeline.answers["use_database"]:
         # Migrations run before the deploy that needs them; a failure is repaired from the
         # recorded revision; a restore (which loses rows) is a maintainer's decision.
-        assert [n["job"] for n in jobs["deploy-staging"]["needs"]] == ["db-migrate-staging"]
+        assert _needs(jobs["deploy-staging"]) == ["db-migrate-staging"]
         for env in ("staging", "production"):
             assert jobs[f"db-repair-{env}"]["when"] == "on_failure"
             assert jobs[f"db-restore-{env}"]["when"] == "manual"
@@ -502,9 +510,46 @@ def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
         assert pipeline.jobs["smoke-staging"]["when"] == "delayed"
     else:
         assert "gitops" not in everything
-        assert scripts["deploy-staging"] == "./scripts-ci/deploy/deploy-to-staging.sh"
+        assert scripts["deploy-staging"] == f"./scripts-ci/deploy/deploy-to-staging.sh {SIGNED}"
         assert scripts["canary-rollback"] == "./scripts-ci/deploy/rollback-deployment.sh --immediate"
         assert "--percent 5" in scripts["canary-5"]
+
+
+# Jobs that deploy, verify or roll back this commit's image (run-batch-job.sh runs what the
+# live CronJob runs, whichever image that is).
+HANDLES_THE_IMAGE = re.compile(r"scripts-ci/deploy/(?!run-batch-job)|cosign verify")
+
+
+def test_deploy_jobs_receive_the_signed_digest(pipeline: Pipeline) -> None:
+    """build-image's dotenv report reaches every job that verifies, deploys or rolls back the
+    image, and each names the image by that digest: never $IMAGE, a tag."""
+    build = pipeline.jobs["build-image"]
+    assert build["artifacts"]["reports"]["dotenv"] == "image.env"
+    assert any('echo "IMAGE_DIGEST=$IMAGE_DIGEST" > image.env' in line for line in build["script"])
+    default_branch = pipeline.graph("default-branch")
+    handlers = {name for name, job in pipeline.jobs.items()
+                if name in default_branch and HANDLES_THE_IMAGE.search("\n".join(job["script"]))}
+    steps = [s.strip() for s in pipeline.answers.get("canary_steps", "5,25,50,100").split(",")]
+    assert handlers == {"deploy-staging", "approve-production", "canary-rollback",
+                        "post-deploy-rollback", *(f"canary-{step}" for step in steps)}
+    for name in sorted(handlers):
+        job = pipeline.jobs[name]
+        if job.get("needs") is None:  # waits for the earlier stages; artifacts of build-image
+            assert job["dependencies"] == ["build-image"], name
+        else:
+            needs = [n if isinstance(n, dict) else {"job": n} for n in job["needs"]]
+            assert any(n["job"] == "build-image" and n.get("artifacts", True) is True
+                       and not n.get("optional") for n in needs), name
+            assert "dependencies" not in job, name  # `dependencies: []` would drop the dotenv
+        for line in job["script"]:
+            if not HANDLES_THE_IMAGE.search(line):
+                continue
+            assert '"$IMAGE"' not in line and "$CI_COMMIT_SHA" not in line, (name, line)
+            if "rollback" in line:
+                # The failed release is $CI_REGISTRY_IMAGE@$IMAGE_DIGEST, from the environment.
+                assert "--image" not in line, (name, line)
+            else:
+                assert '"$CI_REGISTRY_IMAGE@$IMAGE_DIGEST"' in line, (name, line)
 
 
 def test_deploy_freeze_stops_production_but_not_staging(sample_pipeline: Pipeline) -> None:
@@ -583,10 +628,10 @@ def test_canary_steps_and_pauses_come_from_the_answers(render_project: Callable[
     canary = [name for name, job in config.items() if isinstance(job, dict) and job.get("stage") == "canary"]
     assert canary == ["canary-10", "canary-10-health", "canary-50", "canary-50-health",
                       "canary-100", "canary-rollback", "canary-notify-oncall"]
-    assert config["canary-10"]["script"] == ["./scripts-ci/deploy/canary-deploy.sh --percent 10"]
+    assert config["canary-10"]["script"] == [f"./scripts-ci/deploy/canary-deploy.sh --percent 10 {SIGNED}"]
     assert "when" not in config["canary-10-health"]  # a pause of 0: check at once
     assert (config["canary-50-health"]["when"], config["canary-50-health"]["start_in"]) == ("delayed", "15 minutes")
-    assert config["canary-100"]["script"] == ["./scripts-ci/deploy/canary-deploy.sh --percent 100"]
+    assert config["canary-100"]["script"] == [f"./scripts-ci/deploy/canary-deploy.sh --percent 100 {SIGNED}"]
     stages = (project / ".gitlab-ci.yml").read_text()
     assert "progressive rollout 10 -> 50 -> 100%" in stages
 
@@ -610,7 +655,7 @@ def test_the_batch_rolls_out_as_jobs_on_growing_shares(
     assert by_stage["canary"] == ["canary-10", "canary-50", "canary-100", "canary-rollback",
                                   "canary-notify-oncall"]
     assert [config[f"canary-{step}"]["script"] for step in (10, 50, 100)] == [
-        [f"./scripts-ci/deploy/canary-deploy.sh --percent {step}"] for step in (10, 50, 100)]
+        [f"./scripts-ci/deploy/canary-deploy.sh --percent {step} {SIGNED}"] for step in (10, 50, 100)]
     assert by_stage["staging"] == ["deploy-staging", "metrics-staging"]
     promote = ["model-promote"] if tracking else []
     assert by_stage["post-deploy"] == [*promote, "post-deploy-metrics", "post-deploy-rollback",
@@ -765,6 +810,141 @@ def test_gitops_promotion_commits_images_and_canary_weights(
 
 
 # ---------------------------------------------------------------- gitlab-ci-local runs jobs
+
+
+DIGEST = "sha256:" + "5d" * 32
+# Stand-ins of the jobs that need Docker or cosign and a registry, in the team's local.yml
+# (included last, so these keys win): build-image writes the same dotenv report as the real
+# one, the approval only shows the reference it would verify.
+STAND_INS = f"""
+build-image:
+  services: []
+  before_script: []
+  script:
+    - echo "IMAGE_DIGEST={DIGEST}" > image.env
+approve-production:
+  before_script: []
+  script:
+    - echo "would verify $CI_REGISTRY_IMAGE@$IMAGE_DIGEST"
+"""
+
+
+def _run_deploy_jobs(project: Path, kubectl: FakeKubectl, *jobs: str, **variables: str) -> tuple[int, str]:
+    """Jobs of the default-branch pipeline in the shell, as GitLab CI (GITLAB_CI=true), with
+    the recording kubectl on PATH; (exit code, log)."""
+    args = [*_variables(PIPELINES["default-branch"]), "--variable", "GITLAB_CI=true",
+            "--variable", "KUBE_CONTEXT_STAGING=acme/agents:staging",
+            "--variable", "KUBE_CONTEXT_PRODUCTION=acme/agents:production"]
+    for key, value in variables.items():
+        args += ["--variable", f"{key}={value}"]
+    cmd = [str(_require(GITLAB_CI_LOCAL)), "--ignore-predefined-vars", ",".join([*SIMULATED, "GITLAB_CI"]),
+           "--force-shell-executor", "--no-color", "--manual", "approve-production", *args, *jobs]
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | GIT_ENV | kubectl.env
+    result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True, timeout=600,
+                            check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def _deploy_project(render_project: Callable[..., Path], local_yml: str = STAND_INS, **answers: Any) -> Path:
+    project = render_project(**answers)
+    (project / ".gitlab" / "ci" / "local.yml").write_text(local_yml)
+    _commit_with_origin(project)
+    return project
+
+
+def _applied_images(kubectl: FakeKubectl) -> set[str]:
+    images = set()
+    for manifest in kubectl.applied():
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            spec = (doc or {}).get("spec", {})
+            spec = spec.get("jobTemplate", {}).get("spec", spec)  # a CronJob's pods
+            for container in spec.get("template", {}).get("spec", {}).get("containers", []):
+                images.add(container["image"])
+    return images
+
+
+REGISTRY_IMAGE = "local-registry.gitlab.com/acme/ai-services/my-service"  # gitlab-ci-local's CI_REGISTRY_IMAGE
+
+
+@pytest.mark.parametrize("service_type", ["microservice", "data-pipeline"])
+def test_staging_deploys_the_digest_from_the_build_jobs_dotenv(
+    render_project: Callable[..., Path], tmp_path: Path, service_type: str
+) -> None:
+    if service_type not in SERVICE_TYPES:
+        pytest.skip(f"{service_type} is not among the selected service types")
+    project = _deploy_project(render_project, service_type=service_type)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging")
+    assert code == 0, log[-6000:]
+    assert re.search(r"PASS\s+deploy-staging", log)
+    assert f"deploying {REGISTRY_IMAGE}@{DIGEST} to staging" in log
+    assert _applied_images(kubectl) == {f"{REGISTRY_IMAGE}@{DIGEST}"}
+
+
+@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+def test_canary_step_and_rollback_jobs_use_the_digest_the_approval_saw(
+    render_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _deploy_project(render_project)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    stable = "registry.example.com/acme/my-service:1111111"
+    first = run([str(project / "scripts-ci/deploy/canary-deploy.sh"), "--percent", "100"], cwd=project,
+                env={**kubectl.env, "IMAGE": stable, "GITLAB_CI": "", "IMAGE_DIGEST": ""})
+    assert "promoted" in first.stdout
+    signed = f"{REGISTRY_IMAGE}@{DIGEST}"
+
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "approve-production", "canary-5")
+    assert code == 0, log[-6000:]
+    assert f"would verify {signed}" in log
+    canary = kubectl.object("Deployment", "my-service-production", "my-service-canary")
+    assert canary is not None and canary["spec"]["template"]["spec"]["containers"][0]["image"] == signed
+
+    # A canary that never gets ready (AUTO_ROLLBACK off: the rollback job alone acts). The
+    # rollback job knows the failed release by the same digest: the canary stops, stable
+    # (which never ran it) stays.
+    kubectl.env["FAKE_KUBECTL_UNHEALTHY"] = signed
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "approve-production", "canary-5",
+                                 "canary-rollback", AUTO_ROLLBACK="false", ROLLOUT_TIMEOUT="5s")
+    assert code != 0 and re.search(r"FAIL\s+canary-5", log), log[-6000:]
+    assert re.search(r"PASS\s+canary-rollback", log), log[-6000:]
+    assert f"failed image {signed}" in log
+    canary = kubectl.object("Deployment", "my-service-production", "my-service-canary")
+    assert canary is not None and canary["spec"]["replicas"] == 0
+    stable_now = kubectl.object("Deployment", "my-service-production", "my-service")
+    assert stable_now is not None and stable_now["spec"]["template"]["spec"]["containers"][0]["image"] == stable
+
+
+@pytest.mark.parametrize("mode", ["direct", "gitops"])
+def test_a_deploy_job_without_the_digest_fails_and_deploys_nothing(
+    render_project: Callable[..., Path], tmp_path: Path, mode: str
+) -> None:
+    """A deploy job cut off from build-image's dotenv (here: `dependencies: []` in local.yml)
+    fails and says why, instead of deploying the tag."""
+    project = _deploy_project(render_project, STAND_INS + "deploy-staging:\n  dependencies: []\n",
+                              deploy_mode=mode)
+    kubectl = FakeKubectl(tmp_path / "kube")
+    bare = _gitops_repository(tmp_path, "my-service")
+    head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout
+    code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging",
+                                 GITOPS_REPO_URL=f"file://{bare}")
+    assert code != 0 and re.search(r"FAIL\s+deploy-staging", log), log[-6000:]
+    assert "IMAGE_DIGEST is empty" in log
+    assert "build-image's dotenv report (image.env)" in log
+    assert kubectl.applied() == []
+    assert run(["git", "rev-parse", "HEAD"], cwd=bare).stdout == head  # nothing committed
+
+
+@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+def test_gitops_deploy_commits_the_digest_from_the_build_jobs_dotenv(
+    render_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _deploy_project(render_project, deploy_mode="gitops")
+    bare = _gitops_repository(tmp_path, "my-service")
+    code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
+                                 GITOPS_REPO_URL=f"file://{bare}")
+    assert code == 0, log[-6000:]
+    assert _rendered(bare, tmp_path, "my-service", "staging") == ([f"{REGISTRY_IMAGE}@{DIGEST}"], [])
+
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def scripts_of(service_type: str) -> list[str]:
 SCRIPT_VARIABLES = {
     "IMAGE", "SERVICE_URL", "STAGING_URL", "PRODUCTION_URL", "SMOKE_PATH", "K8S_NAMESPACE",
     "KUBE_CONTEXT", "DATABASE_URL", "STAGING_DATABASE_URL", "PRODUCTION_DATABASE_URL",
-    "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT",
+    "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT", "IMAGE_DIGEST",
 }
 SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_",
                    "JOB_", "FRESHNESS_", "FAKE_KUBECTL_")
@@ -465,9 +465,9 @@ def test_golden_signals_pass_for_a_healthy_service(plain: Path, monitoring: Moni
 @pytest.mark.parametrize(
     ("app", "code", "failed"),
     [
-        ("faulty-errors", 1, "errors 5xx: service 3"),  # one request in three: 33 %
-        ("faulty-slow", 1, "latency p95: service"),
-        ("idle", 4, "traffic: service had 0 requests in the window"),
+        ("faulty-errors", 1, "FAIL errors 5xx: service 3"),  # one request in three: 33 %
+        ("faulty-slow", 1, "FAIL latency p95: service"),
+        ("idle", 6, "INCONCLUSIVE traffic: service had 0 requests in the window"),
     ],
     ids=["5xx", "latency", "no-traffic"],
 )
@@ -477,8 +477,8 @@ def test_golden_signals_fail_naming_the_signal(
     result = script(plain, "monitoring/check-golden-signals.sh",
                     env={**monitoring.env, "PROM_SELECTOR": f'app="{app}"'})
     assert result.returncode == code, explain(result)
-    assert f"FAIL {failed}" in result.stdout
-    assert "RESULT: FAIL (" in result.stdout
+    assert failed in result.stdout
+    assert ("RESULT: INCONCLUSIVE (" if code == 6 else "RESULT: FAIL (") in result.stdout
 
 
 @pytest.mark.slow
@@ -494,9 +494,10 @@ def test_canary_health_passes_for_a_healthy_canary(plain: Path, monitoring: Moni
 @pytest.mark.parametrize(
     ("app", "code", "failed"),
     [
-        ("faulty-errors", 1, "errors 5xx: canary 3"),
-        ("faulty-slow", 1, "latency p95: canary"),
-        ("idle", 4, "traffic: canary had 0 requests in the window"),
+        ("faulty-errors", 1, "FAIL errors 5xx: canary 3"),
+        ("faulty-slow", 1, "FAIL latency p95: canary"),
+        # Nobody called it: inconclusive, not harm; at CANARY_MAX_WAIT it is promoted.
+        ("idle", 0, "INCONCLUSIVE traffic: canary had 0 requests in the window"),
     ],
     ids=["5xx", "latency", "no-traffic"],
 )
@@ -504,9 +505,11 @@ def test_canary_health_fails_naming_the_signal(
     plain: Path, monitoring: Monitoring, app: str, code: int, failed: str
 ) -> None:
     result = script(plain, "monitoring/check-canary-health.sh",
-                    env={**monitoring.env, "PROM_SELECTOR_CANARY": f'app="{app}"'})
+                    env={**monitoring.env, "PROM_SELECTOR_CANARY": f'app="{app}"', "CANARY_MAX_WAIT": "0s"})
     assert result.returncode == code, explain(result)
-    assert f"FAIL {failed}" in result.stdout
+    assert failed in result.stdout
+    if app == "idle":
+        assert "inconclusive: 0 requests, promoting on no evidence of harm" in result.stdout
     if app == "faulty-slow":  # also worse than stable, not only above the absolute limit
         assert re.search(r"latency p50: canary .*\(stable x CANARY_MAX_LATENCY_RATIO", result.stdout)
 
@@ -545,6 +548,144 @@ def test_failed_canary_health_check_leads_to_rollback(
     assert cluster.weights() == (100, 0)
     assert cluster.deployment("my-service-canary")["spec"]["replicas"] == 0
     assert cluster.image("my-service") == V1
+
+
+@dataclass
+class Quiet:
+    """A quiet production: Prometheus scraping a stable and canaries that get one request a second."""
+
+    prometheus: Prometheus
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def quiet() -> Iterator[Quiet]:
+    """Stand-in services (tests/support/fake_service.py) scraped by a real Prometheus, each
+    called once a second for the whole module: stable and a healthy canary (app my-service),
+    a canary answering 5xx to one request in three (quiet-errors), one answering in 0.6 s
+    (quiet-slow). Far under GS_MIN_REQUESTS (100) in any window the checks use."""
+    ports = {name: free_port() for name in ("stable", "ok", "errors", "slow")}
+    modes = {"stable": "ok", "ok": "ok", "errors": "errors", "slow": "slow"}
+    services = subprocess.Popen(
+        [sys.executable, str(HERE / "support" / "fake_service.py"),
+         *[f"--listen={port}:{modes[name]}" for name, port in ports.items()]],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert services.stdout is not None and services.stdout.readline().strip() == "ready"
+    apps = {"stable": ("my-service", "stable"), "ok": ("my-service", "canary"),
+            "errors": ("quiet-errors", "canary"), "slow": ("quiet-slow", "canary")}
+    prometheus = Prometheus.start([
+        (f"127.0.0.1:{ports[name]}", {"app": app, "track": track, "namespace": NAMESPACE})
+        for name, (app, track) in apps.items()
+    ])
+    stop = threading.Event()
+
+    def one_a_second(port: int) -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/work", timeout=5) as answer:
+                    answer.read()
+            except OSError:
+                pass  # the injected 500s
+            stop.wait(1.0)
+
+    callers = [threading.Thread(target=one_a_second, args=(port,), daemon=True) for port in ports.values()]
+    try:
+        prometheus.wait_for_targets_up(4)
+        for caller in callers:
+            caller.start()
+        time.sleep(15)  # some requests and scrapes before the first check
+        yield Quiet(prometheus, {
+            "PROMETHEUS_URL": prometheus.url, "GS_WINDOW": "30s", "CANARY_MAX_WAIT": "12s",
+            "CANARY_POLL": "4s",
+        })
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join(timeout=10)
+        prometheus.stop()
+        services.terminate()
+        services.wait(timeout=10)
+
+
+CANARY_JOB = (
+    "scripts-ci/deploy/canary-deploy.sh --percent 5"
+    " && scripts-ci/monitoring/check-canary-health.sh --report canary-health.json"
+    " || { scripts-ci/deploy/rollback-deployment.sh --immediate; exit 1; }"
+)
+
+
+def run_canary_job(cluster: Cluster, quiet: Quiet, **env: str) -> subprocess.CompletedProcess[str]:
+    """The canary step and its health check as the pipeline chains them, with rollback on failure."""
+    released(cluster, V1)
+    return run(["bash", "-c", CANARY_JOB], cwd=cluster.project,
+               env={**cluster.env, **quiet.env, "IMAGE": V2, **env}, check=False)
+
+
+def test_a_quiet_canary_at_one_request_a_second_completes(cluster: Cluster, quiet: Quiet) -> None:
+    result = run_canary_job(cluster, quiet)
+    assert result.returncode == 0, explain(result)
+    assert "RESULT: INCONCLUSIVE (canary:" in result.stdout
+    found = re.search(r"inconclusive: (\d+) requests, promoting on no evidence of harm within 12s "
+                      r"\(0 slower than 500\.0 ms, 0 answered 5xx, 0 answered 4xx\)", result.stdout)
+    assert found, explain(result)
+    assert 5 <= int(found[1]) < 100
+    assert "looking again in 4s" in result.stdout  # it watched longer before promoting
+    assert cluster.weights() == (95, 5) and cluster.image("my-service-canary") == V2
+    report = json.loads((cluster.project / "canary-health.json").read_text())
+    assert report["verdict"] == "inconclusive" and report["requests"] < 100
+
+
+def test_a_quiet_canary_fails_when_told_inconclusive_is_not_enough(cluster: Cluster, quiet: Quiet) -> None:
+    result = run_canary_job(cluster, quiet, CANARY_INCONCLUSIVE="fail", CANARY_MAX_WAIT="0s")
+    assert result.returncode == 1, explain(result)
+    assert re.search(r"inconclusive: \d+ requests, not promoting \(CANARY_INCONCLUSIVE=fail\)", result.stdout)
+    assert cluster.weights() == (100, 0)
+
+
+@pytest.mark.parametrize(
+    ("app", "harm"),
+    [("quiet-errors", r"errors 5xx: canary had (\d+) of (\d+) requests answered 5xx"),
+     ("quiet-slow", r"latency p95: canary had (\d+) of (\d+) requests slower than 500\.0 ms")],
+    ids=["5xx", "latency"],
+)
+def test_a_quiet_canary_with_injected_harm_at_one_request_a_second_rolls_back(
+    cluster: Cluster, quiet: Quiet, app: str, harm: str
+) -> None:
+    result = run_canary_job(cluster, quiet, PROM_SELECTOR_CANARY=f'app="{app}"')
+    assert result.returncode == 1, explain(result)
+    found = re.search(rf"FAIL {harm}.*significantly above .*p = \S+ < GS_SIGNIFICANCE 0.01", result.stdout)
+    assert found, explain(result)
+    assert int(found[2]) < 100 and int(found[1]) >= 3  # few requests, yet enough bad ones
+    assert "looking again" not in result.stdout  # evidence of harm needs no more waiting
+    assert cluster.weights() == (100, 0)
+    assert cluster.deployment("my-service-canary")["spec"]["replicas"] == 0
+    assert cluster.image("my-service") == V1
+
+
+def test_a_quiet_canary_that_fails_its_synthetic_smoke_test_rolls_back(
+    cluster: Cluster, quiet: Quiet
+) -> None:
+    """With CANARY_URL, the inconclusive canary gets smoke/sanity traffic: here it does not answer."""
+    result = run_canary_job(cluster, quiet, CANARY_URL=f"http://127.0.0.1:{free_port()}",
+                            CANARY_SMOKE_TIMEOUT="2")
+    assert result.returncode == 1, explain(result)
+    assert "driving synthetic traffic at the canary" in result.stdout
+    assert "the canary fails its smoke test at http://127.0.0.1:" in result.stdout
+    assert cluster.weights() == (100, 0)
+
+
+def test_golden_signals_of_a_quiet_service_are_inconclusive_unless_harm_is_significant(
+    rendered: Path, quiet: Quiet
+) -> None:
+    healthy = script(rendered, "monitoring/check-golden-signals.sh", "--window", "30s",
+                     env={**quiet.env, "PROM_SELECTOR": 'app="my-service",track="stable"'})
+    assert healthy.returncode == 6, explain(healthy)
+    assert "INCONCLUSIVE traffic: service had" in healthy.stdout
+    faulty = script(rendered, "monitoring/check-golden-signals.sh", "--window", "30s",
+                    env={**quiet.env, "PROM_SELECTOR": 'app="quiet-errors"'})
+    assert faulty.returncode == 1, explain(faulty)
+    assert re.search(r"FAIL errors 5xx: service had \d+ of \d+ requests answered 5xx", faulty.stdout)
 
 
 # ----------------------------------------------------------------- PostgreSQL: backup, restore
@@ -937,6 +1078,54 @@ def test_rollback_during_a_canary_leaves_stable_alone(cluster: Cluster) -> None:
     assert "stable stays as it is" in result.stdout
     assert cluster.image("my-service") == V1
     assert cluster.weights() == (100, 0)
+
+
+REGISTRY = "registry.example.com/acme/my-service"
+SIGNED = f"{REGISTRY}@sha256:{'3' * 64}"
+
+
+def test_in_ci_the_deploy_scripts_deploy_the_signed_digest_and_refuse_a_tag(cluster: Cluster) -> None:
+    ci = {"GITLAB_CI": "true", "CI_REGISTRY_IMAGE": REGISTRY, "CI_COMMIT_SHA": "2222222"}
+    # A tag (IMAGE, --image, or $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA) is refused, saying why.
+    for args, env in ((("--image", V2), {}), ((), {"IMAGE": V2}), ((), {})):
+        result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", *args, **ci, **env)
+        assert result.returncode == 2, explain(result)
+        assert "IMAGE_DIGEST" in result.stdout, explain(result)
+        assert re.search(r"never a tag|refusing to deploy \S+ by tag", result.stdout), explain(result)
+    # An empty IMAGE_DIGEST in "$CI_REGISTRY_IMAGE@$IMAGE_DIGEST", or a malformed digest.
+    result = cluster.run("deploy/deploy-to-staging.sh", "--image", f"{REGISTRY}@", **ci)
+    assert result.returncode == 2 and "IMAGE_DIGEST is empty" in result.stdout, explain(result)
+    result = cluster.run("deploy/deploy-to-staging.sh", "--image", f"{REGISTRY}@sha256:abc", **ci)
+    assert result.returncode == 2 and "malformed digest" in result.stdout, explain(result)
+    assert cluster.changes() == []
+    # IMAGE_DIGEST alone is enough: $CI_REGISTRY_IMAGE@$IMAGE_DIGEST, down to the manifests.
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", **ci,
+                         IMAGE_DIGEST=SIGNED.split("@")[1])
+    assert result.returncode == 0, explain(result)
+    assert cluster.image("my-service") == SIGNED
+    assert f"image: {SIGNED}" in cluster.kubectl.applied()[-1].read_text()
+
+
+def test_in_ci_a_rollback_without_the_failed_digest_stops_the_canary_but_leaves_stable(
+    cluster: Cluster,
+) -> None:
+    released(cluster, V1)
+    result = cluster.run("deploy/canary-deploy.sh", "--percent", "100", image=SIGNED)
+    assert result.returncode == 0 and cluster.image("my-service") == SIGNED, explain(result)
+    cluster.kubectl.calls()
+    # No IMAGE_DIGEST in CI: stable may or may not run the failed release; it stays, the
+    # job fails (2) after the safe steps.
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", GITLAB_CI="true",
+                         CI_REGISTRY_IMAGE=REGISTRY, CI_COMMIT_SHA="2222222")
+    assert result.returncode == 2, explain(result)
+    assert "IMAGE_DIGEST is not set" in result.stdout and "stays as it is" in result.stdout
+    assert cluster.image("my-service") == SIGNED and cluster.weights() == (100, 0)
+    # With the digest, stable goes back to what it ran before.
+    result = cluster.run("deploy/rollback-deployment.sh", "--immediate", GITLAB_CI="true",
+                         CI_REGISTRY_IMAGE=REGISTRY, IMAGE_DIGEST=SIGNED.split("@")[1])
+    assert result.returncode == 0, explain(result)
+    assert f"failed image {SIGNED}" in result.stdout
+    assert cluster.image("my-service") == V1
 
 
 def test_dry_run_shows_the_changes_and_makes_none(cluster: Cluster) -> None:

@@ -6,7 +6,7 @@ It implements the subset of kubectl those scripts use, with the semantics that m
 them: `apply -f` as a client-side three-way merge (the manifest's fields win over live
 changes, fields it dropped since the last apply go, fields only the cluster set stay), `patch --type merge`
 with resourceVersion conflicts, `get -o json|name` with `--ignore-not-found`, `scale`,
-`annotate`, `set image`, `rollout status` (fails for images listed as unhealthy), `diff`.
+`annotate`, `set image`, `rollout status`, `config use-context` (fails for images listed as unhealthy), `diff`.
 `kustomize` is delegated to the real kubectl, so rendering is real.
 
 Batch (CronJob/Job): `create job NAME --from=cronjob/CRON --dry-run=client -o json` prints the
@@ -242,9 +242,16 @@ def main(argv: list[str]) -> int:
     directory = Path(os.environ["FAKE_KUBECTL_DIR"])
     with (directory / "calls.jsonl").open("a") as log:
         log.write(json.dumps(argv) + "\n")
+    if argv[:1] == ["--context"]:  # the deploy scripts' KUBE_CONTEXT: one fake cluster
+        argv = argv[2:]
     if argv and argv[0] == "kustomize":
         real = os.environ["FAKE_KUBECTL_REAL"]
         os.execv(real, [real, *argv])
+    if argv[:2] == ["config", "use-context"] and len(argv) == 3:
+        # The pipeline's .kubernetes before_script: one context, named by the GitLab agent.
+        (directory / "context").write_text(argv[2])
+        print(f'Switched to context "{argv[2]}".')
+        return 0
     positional, flags = parse(argv)
     cluster = Cluster(directory)
     namespace = flags.get("--namespace", "default")
