@@ -264,7 +264,7 @@ def test_questions_reference_covers_every_question() -> None:
     names = [q.name for q in read]
     assert names[:3] == ["project_name", "project_slug", "package_name"]
     slug = next(q for q in read if q.name == "project_slug")
-    assert slug.patterns == ["^[a-z][a-z0-9]*(-[a-z0-9]+)*$"]
+    assert slug.patterns == [r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\Z"]
     assert any("at most 50 characters" in rule and "got" not in rule for rule in slug.rules)
     used = questions.usage(ROOT / "template", names)
     assert "pyproject.toml" in used["coverage_threshold"]
