@@ -47,6 +47,10 @@ from .support.versions import (
 )
 from .test_readme import first_code_block
 
+# The update check reads the project's answers file only where it exists: a copy or an update
+# that warns "File not found" has read it elsewhere.
+pytestmark = pytest.mark.filterwarnings("error::copier.errors.MissingFileWarning")
+
 MARKER = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
 ANSWERS = {"project_name": "Fraud Scoring", "owners": "@alice @acme/ml-team"}
 
@@ -445,7 +449,7 @@ def test_update_between_untagged_template_commits_is_refused_and_loses_no_edit(
         result = copier_cli(project, "update", "--defaults", *trust)
         assert result.returncode == 1, result.stdout
         assert "Traceback" not in result.stdout, result.stdout
-        assert "update refused, nothing changed" in result.stdout
+        assert "Playbook: update refused. From template version" in result.stdout
         assert f"From template version {old} to " in result.stdout
         assert "needs the migration(s) 0.2.0" in result.stdout
         assert "--vcs-ref X.Y.Z` with X.Y.Z >= 0.2.0" in result.stdout
@@ -491,6 +495,24 @@ def test_update_to_a_commit_after_the_last_release_with_a_new_migration_is_refus
     assert f"BEFORE the update: python3 {clone}/hooks/migrate.py rename-answer owners code_owners" in message
     assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["owners"] == ANSWERS["owners"]
+
+
+def test_update_to_an_untagged_commit_that_needs_no_migration_goes_through(
+    releases: Releases, tmp_path: Path
+) -> None:
+    """From a release to a later untagged commit without a new migration: nothing to skip,
+    so no refusal and no --trust."""
+    clone = tmp_path / "playbook"
+    run(["git", "clone", "-q", releases.src, str(clone)])
+    run(["git", "tag", "-d", releases.next, releases.later], cwd=clone)
+    project = render(clone, tmp_path / "project", ANSWERS, vcs_ref=releases.head)
+    git_commit_all(project, f"feat: generated from the template {releases.head}")
+    untagged = run(["git", "rev-parse", "HEAD~1"], cwd=clone).stdout.strip()
+
+    update(project, untagged, unsafe=False)
+
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"].startswith(f"{releases.head}-1-g")
+    assert (project / SYNTHETIC_FILE).exists()
 
 
 def test_every_generated_repository_records_the_migrations_it_has(releases: Releases, tmp_path: Path) -> None:
