@@ -546,6 +546,7 @@ def test_the_readme_project_updates_from_its_template_clone(tmp_path: Path) -> N
     service = tmp_path / "my-service"
     answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
     assert answers["_src_path"] == str(clone)
+    assert answers["_commit"] == run(["git", "rev-parse", "--short", "HEAD"], cwd=clone).stdout.strip()
     git_commit_all(service, "feat: initial my-service from the playbook template")
     plain_release_change(clone)
     git_commit_all(clone, "fix: a change after the copy")
