@@ -17,5 +17,5 @@ test: deps ## The whole test suite, after installing what it needs
 test-fast: ## Only the tests that do not generate and run whole projects
 	uv run pytest -m "not slow" $(PYTEST_ARGS)
 
-example: ## Generate a project with defaults into ../my-service
-	uv run copier copy --defaults --vcs-ref HEAD . ../my-service
+example: ## Generate a project with defaults into ../my-service (as README's first command)
+	uv run copier copy --defaults --vcs-ref HEAD "$(CURDIR)" ../my-service

@@ -206,7 +206,7 @@ def test_readme_keeps_its_two_setup_commands() -> None:
     first_block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL)
     assert first_block
     assert first_block.group(1).splitlines() == [
-        "pip install uv && uvx --from copier==9.19.1 copier copy --defaults --vcs-ref HEAD . ../my-service",
+        'pip install uv && uvx --from copier==9.19.1 copier copy --defaults --vcs-ref HEAD "$PWD" ../my-service',
         "make test",
     ]
 

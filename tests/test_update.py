@@ -12,7 +12,9 @@ from __future__ import annotations
 import difflib
 import gzip
 import re
+import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import Any
 import copier
 import pytest
 import yaml
-from copier.errors import UnsafeTemplateError
+from copier.errors import UnsafeTemplateError, UserMessageError
 from packaging.version import Version
 
 from .support.edits import Edit, conflicting_edit, plan_edits
@@ -30,6 +32,7 @@ from .support.procs import run
 from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, files_of, git_commit_all, render
 from .support.versions import (
     SYNTHETIC_FILE,
+    TEMPLATE_PATHS,
     TemplateRepo,
     changelog_versions,
     commit_archive,
@@ -42,6 +45,11 @@ from .support.versions import (
     saved_archive,
     tar_contents,
 )
+from .test_readme import first_code_block
+
+# The update check reads the project's answers file only where it exists: a copy or an update
+# that warns "File not found" has read it elsewhere.
+pytestmark = pytest.mark.filterwarnings("error::copier.errors.MissingFileWarning")
 
 MARKER = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
 ANSWERS = {"project_name": "Fraud Scoring", "owners": "@alice @acme/ml-team"}
@@ -396,3 +404,159 @@ def test_updated_project_passes_its_own_checks(releases: Releases, tmp_path: Pat
         cwd=project, env=GIT_ENV,
     )
     assert "1 passed" in result.stdout
+
+
+# ---------------------------------------------------------------- untagged template versions
+INCIDENT = ".gitlab/issue_templates/Incident.md"
+INCIDENT_REPORT = ".gitlab/issue_templates/incident-report.md"
+TEAM_LINE = "- **Customer impact**: yes / no\n"
+
+
+def copier_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`copier ...` on the command line, as a team runs it (copier 9.19.1 of the lock file)."""
+    return run([sys.executable, "-m", "copier", *args], cwd=project, env=GIT_ENV, check=False)
+
+
+def refusal_commands(output: str) -> tuple[str, list[str]]:
+    """The refusal's `--data` update and the commands it says to run after it."""
+    override = re.search(r"`(copier update [^`]*migrations_check=by-hand)`", output)
+    after = re.search(r"\), then: (.*?) ; make check-template-conflicts", output)
+    assert override and after, output
+    return override.group(1), after.group(1).split(" ; ")
+
+
+def test_update_between_untagged_template_commits_is_refused_and_loses_no_edit(
+    tmp_path: Path,
+) -> None:
+    """A template clone without release tags: Copier sees 0.0.0.postN on both sides and would
+    skip the 0.2.0 rename, deleting the team's edited Incident.md. The update is refused,
+    the repository untouched; the by-hand route the message gives keeps the edit."""
+    repo = TemplateRepo(tmp_path / "untagged" / "playbook")
+    repo.release_from_commit(earlier_releases()[0])
+    repo.release_from_worktree(head_version())
+    run(["git", "tag", "-d", *repo.versions], cwd=repo.path)
+    old = run(["git", "rev-parse", "--short", "HEAD~1"], cwd=repo.path).stdout.strip()
+    project = render(repo.path, tmp_path / "project", ANSWERS, vcs_ref=old)
+    git_commit_all(project, "feat: generated from an untagged template commit")
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == old
+    incident = project / INCIDENT
+    anchor = "- **Pipeline / deployment**:"  # a line the 0.2.0 change leaves alone: a clean merge
+    incident.write_text(incident.read_text().replace(anchor, f"{TEAM_LINE}{anchor}"))
+    git_commit_all(project, "docs: our incident template")
+    before = tree(project)
+
+    for trust in ((), ("--trust",)):
+        result = copier_cli(project, "update", "--defaults", *trust)
+        assert result.returncode == 1, result.stdout
+        assert "Traceback" not in result.stdout, result.stdout
+        assert "Playbook: update refused. From template version" in result.stdout
+        assert f"From template version {old} to " in result.stdout
+        assert "needs the migration(s) 0.2.0" in result.stdout
+        assert "--vcs-ref X.Y.Z` with X.Y.Z >= 0.2.0" in result.stdout
+        assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+        assert tree(project) == before
+
+    override, commands = refusal_commands(result.stdout)
+    assert commands == [
+        f"python3 {repo.path}/hooks/migrate.py rename-file --template={repo.path} "
+        f"--from-ref={old} {INCIDENT} {INCIDENT_REPORT}"
+    ]
+    # What the refusal prevents: Copier alone deletes the edited file...
+    updated = copier_cli(project, *shlex.split(override)[1:])
+    assert updated.returncode == 0, updated.stdout
+    assert not incident.exists()
+    assert TEAM_LINE not in (project / INCIDENT_REPORT).read_text()
+    # ...and the migration the message gives, run before committing, brings the edit over.
+    for command in commands:
+        run(command, cwd=project, env=GIT_ENV)
+    assert TEAM_LINE in (project / INCIDENT_REPORT).read_text()
+    assert "- **Incident commander**:" in (project / INCIDENT_REPORT).read_text()
+    code, output = check_conflicts(project)
+    assert code == 0 and "No template update conflicts." in output, output
+
+
+def test_update_to_a_commit_after_the_last_release_with_a_new_migration_is_refused(
+    releases: Releases, tmp_path: Path
+) -> None:
+    """Release tags exist, but the target commit's migrations are not released yet: Copier
+    would place the commit at next.post1, below their version, and skip them."""
+    clone = tmp_path / "playbook"
+    run(["git", "clone", "-q", releases.src, str(clone)])
+    run(["git", "tag", "-d", releases.later], cwd=clone)
+    project = render(clone, tmp_path / "project", ANSWERS, vcs_ref=releases.next)
+    git_commit_all(project, f"feat: generated from the template {releases.next}")
+
+    with pytest.raises(UserMessageError) as refused:
+        update(project, "HEAD", unsafe=True)
+
+    message = str(refused.value)
+    assert f"From template version {releases.next} to {releases.next}-1-g" in message
+    assert f"needs the migration(s) {releases.later}" in message
+    assert f"BEFORE the update: python3 {clone}/hooks/migrate.py rename-answer owners code_owners" in message
+    assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["owners"] == ANSWERS["owners"]
+
+
+def test_update_to_an_untagged_commit_that_needs_no_migration_goes_through(
+    releases: Releases, tmp_path: Path
+) -> None:
+    """From a release to a later untagged commit without a new migration: nothing to skip,
+    so no refusal and no --trust."""
+    clone = tmp_path / "playbook"
+    run(["git", "clone", "-q", releases.src, str(clone)])
+    run(["git", "tag", "-d", releases.next, releases.later], cwd=clone)
+    project = render(clone, tmp_path / "project", ANSWERS, vcs_ref=releases.head)
+    git_commit_all(project, f"feat: generated from the template {releases.head}")
+    untagged = run(["git", "rev-parse", "HEAD~1"], cwd=clone).stdout.strip()
+
+    update(project, untagged, unsafe=False)
+
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"].startswith(f"{releases.head}-1-g")
+    assert (project / SYNTHETIC_FILE).exists()
+
+
+def test_every_generated_repository_records_the_migrations_it_has(releases: Releases, tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
+    assert config["template_migrations"]["default"] == config["_migrations"], "must be the same YAML node"
+    project = releases.fresh(releases.head, tmp_path / "project")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_playbook_migrations"] == migration_versions()
+    assert "template_migrations" not in answers and "migrations_check" not in answers
+
+
+# ---------------------------------------------------------------- the README's project
+def test_the_readme_project_updates_from_its_template_clone(tmp_path: Path) -> None:
+    """README's first command, run literally in a clone without tags, records a template
+    source that a later `copier update` in ../my-service uses; the update takes the
+    clone's new commit, warns of nothing and needs no --trust."""
+    clone = tmp_path / "playbook"
+    clone.mkdir()
+    for name in (*TEMPLATE_PATHS, "README.md"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, clone / name)
+    git_commit_all(clone, "the template's main branch")
+    command = first_code_block()[0]
+
+    copied = run(["bash", "-c", command], cwd=clone, env=GIT_ENV)
+
+    assert "Warning" not in copied.stdout, copied.stdout
+    service = tmp_path / "my-service"
+    answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == str(clone)
+    assert answers["_commit"] == run(["git", "rev-parse", "--short", "HEAD"], cwd=clone).stdout.strip()
+    git_commit_all(service, "feat: initial my-service from the playbook template")
+    plain_release_change(clone)
+    git_commit_all(clone, "fix: a change after the copy")
+    new = run(["git", "rev-parse", "--short", "HEAD"], cwd=clone).stdout.strip()
+
+    updated = run(["uvx", "--from", "copier==9.19.1", "copier", "update", "--defaults"], cwd=service, env=GIT_ENV)
+
+    assert "Warning" not in updated.stdout, updated.stdout
+    assert yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"] == new
+    assert (service / "README.md").read_text().splitlines()[0].endswith("(service)")
+    assert (service / SYNTHETIC_FILE).exists()
+    code, output = check_conflicts(service)
+    assert code == 0, output

@@ -202,8 +202,10 @@ def migrations_release_change(version: str) -> Callable[[Path], None]:
     command: [{", ".join(script)}, remove-file, "--template={{{{ _copier_conf.src_path }}}}",
               "--from-ref={{{{ _version_from }}}}", .gitlab/merge_request_templates/Default.md]
 """
-        assert "\n_migrations:\n" in text, "copier.yml has no _migrations list to extend"
-        text = text.replace("\n_migrations:\n", "\n" + migrations, 1)
+        heading = re.search(r"^_migrations:.*\n", text, flags=re.MULTILINE)
+        assert heading, "copier.yml has no _migrations list to extend"
+        # Keep the heading's YAML anchor (`_migrations: &migrations`): the update check uses it.
+        text = text.replace(heading.group(0), heading.group(0) + migrations.split("\n", 1)[1], 1)
         config.write_text(text, encoding="utf-8")
         for path in (repo / "template").rglob("*.jinja"):
             source = path.read_text(encoding="utf-8")
