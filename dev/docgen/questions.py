@@ -125,7 +125,9 @@ def render(copier_yml: Path, template_dir: Path, answers: dict[str, Any]) -> str
         facts = [
             f"- **Type:** `{q.type}`" + (" (secret: never stored in the answers file)" if q.secret else "")
         ]
-        if isinstance(q.default, str) and ("{{" in q.default or "{%" in q.default):
+        if q.when == "False" and len(_code(q.default)) > 160:  # internal machinery of copier.yml
+            facts.append("- **Default:** computed in `copier.yml` (see the comment above it there)")
+        elif isinstance(q.default, str) and ("{{" in q.default or "{%" in q.default):
             facts.append(f"- **Default:** computed: {_code(q.default)}")
         else:
             facts.append(f"- **Default:** {_code(q.default)}")
