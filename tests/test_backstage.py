@@ -155,7 +155,9 @@ def test_parameters_mirror_the_copier_questions() -> None:
                 assert field["enumNames"] == list(choices), name
         patterns = re.findall(r"regex_search\('((?:[^'\\]|\\.)*)'\)", question.get("validator", ""))
         if patterns and field["type"] == "string":
-            assert field.get("pattern") == patterns[0], f"{name}: pattern differs from copier's validator"
+            # JavaScript's `$` (no m flag) is Python's `\Z`: the very end, never before a newline.
+            expected_pattern = patterns[0].replace("\\Z", "$")
+            assert field.get("pattern") == expected_pattern, f"{name}: pattern differs from copier's validator"
 
 
 def test_template_url_is_the_repository_in_the_catalog_entry() -> None:
