@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 AUDIENCE = "my-service"  # the default answer of oidc_audience for project_slug my-service
 CLIENT_ID = "my-service-ci"
-CLIENT_SECRET = "local-test-secret"  # noqa: S105 (a test issuer's client secret)
+CLIENT_SECRET = "local-test-secret"  # a test issuer's client, nothing real
 
 
 class LocalIssuer:
