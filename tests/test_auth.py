@@ -65,7 +65,7 @@ def test_issuer_and_audience_reach_the_deployed_service_and_the_scripts(
         assert "OIDC_AUDIENCE=api://fraud-scoring" in lines, config
     project_sh = (project / "scripts-ci" / "lib" / "project.sh").read_text()
     assert ': "${OIDC_ISSUER:=https://acme.eu.auth0.com/}"' in project_sh
-    assert 'oidc_audience: str = "api://fraud-scoring"' in (
+    assert 'oidc_audience: str = Field(default="api://fraud-scoring", min_length=1)' in (
         project / "src" / "my_service" / "settings.py").read_text()
 
 
