@@ -152,3 +152,15 @@ def test_a_token_that_cannot_be_had_stops_the_test_before_any_call(
     assert result.returncode == code, result.stdout[-3000:]
     assert message in result.stdout
     assert "POST /documents" not in result.stdout
+
+
+@pytest.mark.parametrize("name", ["smoke-test.sh", "performance-test.sh"])
+def test_smoke_and_load_tests_refuse_a_malformed_token_before_calling(
+    copier_template: Path, tmp_path: Path, name: str
+) -> None:
+    project = render(copier_template, tmp_path / "p", {})
+    result = run([str(project / "scripts-ci" / "test" / name)], cwd=project, check=False,
+                 env={"API_TOKEN": "Bearer eyJ.two words", "OIDC_CLIENT_ID": "",
+                      "SERVICE_URL": "http://127.0.0.1:9"}, timeout=60)
+    assert result.returncode == 2, result.stdout
+    assert "API_TOKEN is not a bearer token" in result.stdout
