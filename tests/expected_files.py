@@ -33,6 +33,7 @@ SERVICE = {
     "src/{pkg}/__init__.py",
     "src/{pkg}/__main__.py",
     "src/{pkg}/app.py",
+    "src/{pkg}/auth.py",
     "src/{pkg}/health.py",
     "src/{pkg}/logs.py",
     "src/{pkg}/metrics.py",
@@ -51,6 +52,7 @@ SERVICE = {
     "tests/integration/conftest.py",
     "tests/integration/test_trace_export.py",
     "tests/unit/__init__.py",
+    "tests/unit/test_auth.py",
     "tests/unit/test_health.py",
     "tests/unit/test_logs.py",
     "tests/unit/test_metrics.py",
@@ -173,6 +175,7 @@ DOCS = {
 # The data pipeline is a batch job: it has none of the HTTP service's files.
 HTTP_ONLY = {
     "src/{pkg}/app.py",
+    "src/{pkg}/auth.py",
     "src/{pkg}/health.py",
     "src/{pkg}/metrics.py",
     "src/{pkg}/openapi.py",
@@ -181,6 +184,7 @@ HTTP_ONLY = {
     "tests/contract/test_openapi_contract.py",
     "tests/e2e/test_service_over_http.py",
     "tests/integration/test_trace_export.py",
+    "tests/unit/test_auth.py",
     "tests/unit/test_health.py",
     "tests/unit/test_logs.py",
     "tests/unit/test_metrics.py",

@@ -36,7 +36,7 @@ from .support.postgres import Postgres
 from .support.procs import free_port, run
 from .support.project import SERVICE_TYPES, project_env, render
 from .support.prometheus import Prometheus
-from .support.service import running_service
+from .support.service import api_token, running_service
 
 Bootstrapped = Callable[..., Path]
 HERE = Path(__file__).parent
@@ -79,14 +79,17 @@ SCRIPT_VARIABLES = {
     "BACKUP_DIR", "RUNBOOK_URL", "DRY_RUN", "AUTO_ROLLBACK", "DEPLOY_DIR", "PORT", "IMAGE_DIGEST",
 }
 SCRIPT_PREFIXES = ("CI_", "GITLAB_", "GS_", "PERF_", "CANARY_", "PROM", "ONCALL_", "PAGERDUTY_",
-                   "JOB_", "FRESHNESS_", "FAKE_KUBECTL_")
+                   "JOB_", "FRESHNESS_", "FAKE_KUBECTL_", "OIDC_")
 
 
 def script(
     project: Path, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run scripts-ci/<name> from the project root as CI does; never raises on failure."""
-    clean = {key: "" for key in SCRIPT_VARIABLES}
+    """Run scripts-ci/<name> from the project root as CI does; never raises on failure.
+
+    API_TOKEN is a valid token of the services `running_service` starts, unless `env` says otherwise.
+    """
+    clean = {key: "" for key in SCRIPT_VARIABLES} | {"API_TOKEN": api_token()}
     clean |= {key: "" for key in os.environ if key.startswith(SCRIPT_PREFIXES)}
     return run(
         [str(project / "scripts-ci" / name), *args],

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from .conftest import Render
+from .support.oidc import shared_issuer
 from .support.postgres import Postgres
 from .support.procs import free_port, run
 from .support.project import GIT_ENV, project_env
@@ -180,7 +181,8 @@ def service(bootstrapped: Bootstrapped, request: pytest.FixtureRequest) -> Itera
     """The generated service, started as the container starts it, on a free port."""
     project = _project(bootstrapped, request.param)
     port = free_port()
-    env = {**os.environ, **project_env(project, HOST="127.0.0.1", PORT=str(port))}
+    env = {**os.environ, **project_env(project, HOST="127.0.0.1", PORT=str(port)),
+           **shared_issuer().service_env()}
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
         [str(project / ".venv" / "bin" / "python"), "-m", "my_service"],
@@ -212,14 +214,17 @@ def service(bootstrapped: Bootstrapped, request: pytest.FixtureRequest) -> Itera
 @pytest.mark.slow
 @pytest.mark.parametrize("service", ["rag"], indirect=True)
 def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
+    auth = {"Authorization": f"Bearer {shared_issuer().token()}"}
     document = {"id": "badges", "text": "Lost badges are replaced at the front desk on floor 2."}
-    assert httpx.post(f"{service}/documents", json={"documents": [document]}).status_code == 201
+    assert httpx.post(f"{service}/documents", json={"documents": [document]}).status_code == 401
+    assert httpx.post(f"{service}/documents", json={"documents": [document]},
+                      headers=auth).status_code == 201
     question = {"question": "Where are lost badges replaced?"}
-    answer = httpx.post(f"{service}/query", json=question).json()
+    answer = httpx.post(f"{service}/query", json=question, headers=auth).json()
     assert answer["citations"][0]["document_id"] == "badges"
     assert "front desk" in answer["answer"]
     question = {"question": "How often must secrets be rotated?"}
-    corpus = httpx.post(f"{service}/query", json=question).json()
+    corpus = httpx.post(f"{service}/query", json=question, headers=auth).json()
     assert corpus["citations"][0]["document_id"] == "secrets"  # the sample corpus, at start-up
     metrics = httpx.get(f"{service}/metrics").text
     assert 'llm_tokens_total{direction="input",model="offline-extractive"' in metrics
@@ -228,12 +233,14 @@ def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("service", ["agent-tracking"], indirect=True)
 def test_agent_scenario_calls_a_tool_and_returns_its_result(service: str) -> None:
-    run_ = httpx.post(f"{service}/agent/runs", json={"question": "What is 19 * 21?"}).json()
+    auth = {"Authorization": f"Bearer {shared_issuer().token()}"}
+    run_ = httpx.post(f"{service}/agent/runs", json={"question": "What is 19 * 21?"},
+                      headers=auth).json()
     assert run_["tool_calls"] == ["calculator"]
     assert "399" in run_["answer"]
     tool_result = [event for event in run_["transcript"] if event["kind"] == "tool_result"]
     assert tool_result[0]["content"] == "399"
-    assert httpx.get(f"{service}/agent/runs/{run_['run_id']}").json()["run_id"] == run_["run_id"]
+    assert httpx.get(f"{service}/agent/runs/{run_['run_id']}", headers=auth).json()["run_id"] == run_["run_id"]
     metrics = httpx.get(f"{service}/metrics").text
     assert 'llm_step_duration_seconds_count{kind="tool",name="calculator"} 1.0' in metrics
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from .oidc import shared_issuer
 from .procs import free_port, stop, wait_until_answers
 from .project import project_env
 
@@ -22,12 +23,15 @@ def package_of(project: Path) -> str:
 
 @contextmanager
 def running_service(project: Path, timeout: float = 60, **env: str) -> Iterator[str]:
-    """Start the service from the project's virtualenv; yield its base URL; stop it."""
+    """Start the service from the project's virtualenv; yield its base URL; stop it.
+
+    It trusts the tests' local OIDC issuer: send `Bearer {api_token()}` to its protected endpoints.
+    """
     port = free_port()
     base = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     environment = {
         **base, **project_env(project), "HOST": "127.0.0.1", "PORT": str(port),
-        "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", **env,
+        "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", **shared_issuer().service_env(), **env,
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
@@ -47,3 +51,8 @@ def running_service(project: Path, timeout: float = 60, **env: str) -> Iterator[
     finally:
         stop(process)
         log.close()
+
+
+def api_token() -> str:
+    """A valid bearer token for the services `running_service` starts."""
+    return shared_issuer().token()

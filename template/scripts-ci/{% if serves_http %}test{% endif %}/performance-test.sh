@@ -20,6 +20,8 @@
 #   PERF_MAX_P95_MS       highest acceptable p95 latency in milliseconds [500]
 #   PERF_MAX_ERROR_RATE   highest acceptable share of failed requests, 0-1 [0.01]
 #   SERVICE_URL, STAGING_URL, PRODUCTION_URL   as for smoke-test.sh
+#   API_TOKEN             bearer token sent with every request, for protected PERF_PATHS
+#                         (or OIDC_CLIENT_ID + OIDC_CLIENT_SECRET: see sanity-test.sh)
 # A failed request is a non-2xx/3xx answer, a timeout or a connection/read/write error.
 #
 # Exit codes: 0 thresholds met; 1 a threshold was missed or no request completed;
@@ -29,6 +31,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/http.sh
+source "$SCRIPTS_CI_DIR/lib/http.sh"
 
 duration=1m
 env_name=staging
@@ -60,6 +64,8 @@ done
 [[ -n "$PERF_PATHS" ]] || die "$EXIT_USAGE" "PERF_PATHS is empty: give comma-separated paths, e.g. /healthz,/items"
 require_cmd wrk "install wrk (apt-get install wrk)"
 require_cmd jq "install jq (apt-get install jq)"
+require_cmd curl "install curl (apt-get install curl)"
+setup_api_token
 
 env_name=$(normalize_env "$env_name")
 SERVICE_URL=${url_override:-${SERVICE_URL:-}}

@@ -14,6 +14,11 @@
 # Environment:
 #   SERVICE_URL, STAGING_URL, PRODUCTION_URL   as for smoke-test.sh
 #   SERVICE_TYPE, USE_DATABASE                 defaults from the template's answers
+#   API_TOKEN      bearer token for the write and model endpoints: an access token of the
+#                  service's OIDC issuer for its audience (OIDC_ISSUER, OIDC_AUDIENCE)
+#   OIDC_CLIENT_ID, OIDC_CLIENT_SECRET   without API_TOKEN: get one with the client-credentials
+#                  grant (the pipeline's secret comes from Vault); OIDC_TOKEN_URL overrides
+#                  the discovered token endpoint, OIDC_TOKEN_SCOPE adds a scope
 #   HTTP_MAX_TIME                              seconds per request (default 10)
 #
 # Exit codes: 0 the use case works; 1 a step failed; 2 usage or configuration error
@@ -38,6 +43,7 @@ while (($# > 0)); do
 done
 require_cmd curl "install curl (apt-get install curl)"
 require_cmd jq "install jq (apt-get install jq)"
+setup_api_token
 
 env_name=$(normalize_env "$env_name")
 SERVICE_URL=${url_override:-${SERVICE_URL:-}}
@@ -52,7 +58,13 @@ step() {
   STEP_COUNT=$((STEP_COUNT + 1))
   http_call "$method" "$BASE_URL$path" "$body"
   if [[ "$HTTP_STATUS" != "$expected" ]]; then
-    die "$EXIT_FAILED" "FAIL $name: $method $path -> HTTP $HTTP_STATUS, expected $expected; body: $(body_excerpt)"
+    local hint=""
+    if [[ "$HTTP_STATUS" == 401 && -z "${API_TOKEN:-}" ]]; then
+      hint=" (API_TOKEN is not set: give a bearer token of the service's OIDC issuer)"
+    elif [[ "$HTTP_STATUS" == 401 ]]; then
+      hint=" (API_TOKEN was refused: expired, or for another issuer or audience?)"
+    fi
+    die "$EXIT_FAILED" "FAIL $name: $method $path -> HTTP $HTTP_STATUS, expected $expected; body: $(body_excerpt)$hint"
   fi
   info "ok   $name: $method $path -> $HTTP_STATUS in ${HTTP_TIME}s"
 }

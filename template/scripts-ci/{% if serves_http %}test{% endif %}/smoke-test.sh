@@ -16,6 +16,9 @@
 # Environment:
 #   SERVICE_URL              base URL; else STAGING_URL / PRODUCTION_URL (defaults from the answers)
 #   SMOKE_PATH               the real endpoint to call (default in scripts-ci/lib/project.sh)
+#   API_TOKEN                bearer token sent with every request (the service's OIDC issuer
+#                            and audience), or OIDC_CLIENT_ID + OIDC_CLIENT_SECRET to get one
+#                            (see sanity-test.sh); needed when SMOKE_PATH is protected
 #   SMOKE_INTERVAL           seconds between retries (default 2)
 #   HTTP_MAX_TIME            seconds per request (default 10)
 #
@@ -44,6 +47,7 @@ done
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout must be a whole number of seconds > 0, got '$timeout'"
 require_cmd curl "install curl (apt-get install curl)"
 require_cmd jq "install jq (apt-get install jq)"
+setup_api_token
 
 env_name=$(normalize_env "$env_name")
 SERVICE_URL=${url_override:-${SERVICE_URL:-}}

@@ -8,6 +8,12 @@ for path in string.gmatch(os.getenv("PERF_PATHS") or "/", "[^,]+") do
   table.insert(paths, prefix .. path)
 end
 local counter = 0
+-- API_TOKEN: a bearer token for every request (protected paths), read here rather than
+-- passed on wrk's command line, where every user of the machine could read it.
+local token = os.getenv("API_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 request = function()
   counter = counter + 1
