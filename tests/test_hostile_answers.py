@@ -104,6 +104,15 @@ REFUSED: dict[str, list[Any]] = {
         "https://example.com/${HOME}",
         "https://exa mple.com",
     ],
+    "oidc_issuer": [
+        "https://sso.example.com/realms/main\n",
+        "https://sso.example.com/" + SHELL[0],
+        "https://sso.example.com/" + SHELL[1],
+        'https://sso.example.com/"x"',
+        "http://sso.example.com",
+        "https://sso.example.com/?next=$HOME",
+    ],
+    "oidc_audience": ["my-service\n", "my-service" + SHELL[0], "my 'service'", "a" * 201],
     "coverage_threshold": ["-1", "101"],
     "eval_threshold": ["nan", "inf", "-0.1"],
     "service_type": ["microservice\n", "rag; touch {m}"],
@@ -159,6 +168,23 @@ def test_hostile_answer_is_refused_naming_the_question(
     assert f"'{question}'" in str(raised.value), str(raised.value)
     assert not dest.exists(), "a refused answer must leave no files"
     assert not marker.exists()
+
+
+def test_every_question_of_the_template_has_hostile_answers() -> None:
+    """A question added to copier.yml without hostile cases here fails this test."""
+    questions = yaml.safe_load((Path(__file__).parents[1] / "copier.yml").read_text(encoding="utf-8"))
+    asked = {
+        name
+        for name, spec in questions.items()
+        if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False
+    }
+    booleans = {name for name in asked if questions[name].get("type") == "bool"}
+    with_choices = {name for name in asked if questions[name].get("choices")}
+    covered = set(REFUSED) | {name for name, _ in REFUSED_BY_TYPE}
+    missing = asked - booleans - covered - (with_choices - {"service_type", "python_version"})
+    assert not missing, f"questions without hostile answers in REFUSED: {sorted(missing)}"
+    computed = {name for name, spec in questions.items() if isinstance(spec, dict) and spec.get("when") is False}
+    assert computed - {name for name, _, _ in COMPUTED} == {"template_migrations", "migrations_check"}
 
 
 @pytest.mark.parametrize(("question", "value"), REFUSED_BY_TYPE)
