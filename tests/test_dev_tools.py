@@ -1,0 +1,41 @@
+"""The dev scripts that later refactors of the template rely on run and say what they measure."""
+
+from __future__ import annotations
+
+import sys
+
+from .support.procs import run
+from .support.project import ROOT
+
+
+def test_render_diff_finds_the_working_tree_identical_to_itself() -> None:
+    result = run(
+        [sys.executable, "dev/render_diff.py", "HEAD", "--answers", "microservice-db1-ml0-direct"],
+        cwd=ROOT,
+        check=False,
+    )
+    # The working tree may hold uncommitted template edits while developing: then it differs.
+    dirty = run(["git", "status", "--porcelain", "--", "copier.yml", "template", "hooks"], cwd=ROOT)
+    if not dirty.stdout.strip():
+        assert result.returncode == 0, result.stdout
+        assert "microservice-db1-ml0-direct: identical" in result.stdout
+
+
+def test_render_diff_refuses_an_unknown_ref() -> None:
+    result = run([sys.executable, "dev/render_diff.py", "no-such-ref"], cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert "'no-such-ref' is not a commit of this repository" in result.stdout
+
+
+def test_template_metrics_prints_every_figure() -> None:
+    result = run([sys.executable, "dev/template_metrics.py"], cwd=ROOT)
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == [
+        "template_files",
+        "jinja_paths",
+        "hidden_extensions",
+        "twins",
+        "template_lines",
+        "jinja_line_percent",
+        "max_nesting",
+    ]
