@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .support.ci_local import SCHEMA_ARGS
 from .support.fake_kubectl import FakeKubectl
 from .support.postgres import Postgres
 from .support.procs import run
@@ -103,7 +104,7 @@ def _require(tool: Path) -> Path:
 
 def gitlab_ci_local(project: Path, *args: str, timeout: float = 900) -> str:
     """Run gitlab-ci-local in PROJECT; return its stdout (its own logs go to stderr)."""
-    cmd = [str(_require(GITLAB_CI_LOCAL)), "--ignore-predefined-vars", ",".join(SIMULATED), *args]
+    cmd = [str(_require(GITLAB_CI_LOCAL)), *SCHEMA_ARGS, "--ignore-predefined-vars", ",".join(SIMULATED), *args]
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | GIT_ENV
     result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True,
                             timeout=timeout, check=False)
@@ -837,7 +838,7 @@ def _run_deploy_jobs(project: Path, kubectl: FakeKubectl, *jobs: str, **variable
             "--variable", "KUBE_CONTEXT_PRODUCTION=acme/agents:production"]
     for key, value in variables.items():
         args += ["--variable", f"{key}={value}"]
-    cmd = [str(_require(GITLAB_CI_LOCAL)), "--ignore-predefined-vars", ",".join([*SIMULATED, "GITLAB_CI"]),
+    cmd = [str(_require(GITLAB_CI_LOCAL)), *SCHEMA_ARGS, "--ignore-predefined-vars", ",".join([*SIMULATED, "GITLAB_CI"]),
            "--force-shell-executor", "--no-color", "--manual", "approve-production", *args, *jobs]
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | GIT_ENV | kubectl.env
     result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True, timeout=600,
