@@ -172,7 +172,9 @@ def test_hostile_answer_is_refused_naming_the_question(
 
 def test_every_question_of_the_template_has_hostile_answers() -> None:
     """A question added to copier.yml without hostile cases here fails this test."""
-    questions = yaml.safe_load((Path(__file__).parents[1] / "copier.yml").read_text(encoding="utf-8"))
+    questions = yaml.safe_load(
+        (Path(__file__).parents[1] / "copier.yml").read_text(encoding="utf-8")
+    )
     asked = {
         name
         for name, spec in questions.items()
@@ -183,8 +185,15 @@ def test_every_question_of_the_template_has_hostile_answers() -> None:
     covered = set(REFUSED) | {name for name, _ in REFUSED_BY_TYPE}
     missing = asked - booleans - covered - (with_choices - {"service_type", "python_version"})
     assert not missing, f"questions without hostile answers in REFUSED: {sorted(missing)}"
-    computed = {name for name, spec in questions.items() if isinstance(spec, dict) and spec.get("when") is False}
-    assert computed - {name for name, _, _ in COMPUTED} == {"template_migrations", "migrations_check"}
+    computed = {
+        name
+        for name, spec in questions.items()
+        if isinstance(spec, dict) and spec.get("when") is False
+    }
+    assert computed - {name for name, _, _ in COMPUTED} == {
+        "template_migrations",
+        "migrations_check",
+    }
 
 
 @pytest.mark.parametrize(("question", "value"), REFUSED_BY_TYPE)
@@ -217,6 +226,14 @@ def test_computed_value_agreeing_with_service_type_is_accepted(
     assert "uses_llm" not in (project / ".copier-answers.yml").read_text()  # never stored
 
 
+def _copier_copy_cli(
+    template: Path, dest: Path, *options: str, env: dict[str, str] | None = None
+) -> Any:
+    """`copier copy --defaults --vcs-ref HEAD [OPTIONS] TEMPLATE DEST`, as users type it."""
+    command = [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD", *options]
+    return run([*command, str(template), str(dest)], env=env, check=False)
+
+
 def test_computed_value_from_the_users_copier_settings_stops_the_render(
     copier_template: Path, tmp_path: Path
 ) -> None:
@@ -224,21 +241,7 @@ def test_computed_value_from_the_users_copier_settings_stops_the_render(
     settings = tmp_path / "settings.yml"
     settings.write_text("defaults:\n  serves_http: false\n")
     dest = tmp_path / "p"
-    result = run(
-        [
-            sys.executable,
-            "-m",
-            "copier",
-            "copy",
-            "--defaults",
-            "--vcs-ref",
-            "HEAD",
-            str(copier_template),
-            str(dest),
-        ],
-        env={"COPIER_SETTINGS_PATH": str(settings)},
-        check=False,
-    )
+    result = _copier_copy_cli(copier_template, dest, env={"COPIER_SETTINGS_PATH": str(settings)})
     assert result.returncode != 0, result.stdout
     assert "serves_http and uses_llm are computed from service_type" in result.stdout
     assert not dest.exists()
@@ -247,22 +250,7 @@ def test_computed_value_from_the_users_copier_settings_stops_the_render(
 def test_computed_value_in_cli_data_is_refused(copier_template: Path, tmp_path: Path) -> None:
     """The command line users and Backstage run: `copier copy --data serves_http=false`."""
     dest = tmp_path / "p"
-    result = run(
-        [
-            sys.executable,
-            "-m",
-            "copier",
-            "copy",
-            "--defaults",
-            "--vcs-ref",
-            "HEAD",
-            "--data",
-            "serves_http=false",
-            str(copier_template),
-            str(dest),
-        ],
-        check=False,
-    )
+    result = _copier_copy_cli(copier_template, dest, "--data", "serves_http=false")
     assert result.returncode != 0, result.stdout
     assert "serves_http is computed from service_type (microservice gives True)" in result.stdout
     assert not dest.exists()
