@@ -7,6 +7,8 @@
 # Exit codes shared by every script (README.md, "Exit codes").
 # shellcheck disable=SC2034  # each script uses some of them
 readonly EXIT_FAILED=1 EXIT_USAGE=2 EXIT_MISSING_TOOL=3 EXIT_NO_DATA=4 EXIT_UNREACHABLE=5 EXIT_BUSY=6
+# 6 also means "inconclusive" for the monitoring checks: too little traffic for a verdict.
+readonly EXIT_INCONCLUSIVE=6
 
 SCRIPT_NAME="$(basename "$0" .sh)"
 SCRIPTS_CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
