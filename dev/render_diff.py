@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_PATHS = ["copier.yml", "template", "hooks"]
+TEMPLATE_PATHS = ["copier.yml", "service-types.yml", "template", "includes", "hooks"]
 SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "render-diff",
@@ -70,13 +70,16 @@ def template_at(ref: str | None, into: Path) -> Path:
     if ref is None:
         for name in TEMPLATE_PATHS:
             source = ROOT / name
+            if not source.exists():
+                continue
             if source.is_dir():
                 shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(source, into / name)
     else:
+        present = _git("ls-tree", "--name-only", ref, cwd=ROOT).split()
         archive = subprocess.run(
-            ["git", "archive", "--format=tar", ref, *TEMPLATE_PATHS],
+            ["git", "archive", "--format=tar", ref, *(p for p in TEMPLATE_PATHS if p in present)],
             cwd=ROOT,
             check=True,
             capture_output=True,

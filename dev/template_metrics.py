@@ -2,7 +2,7 @@
 
     uv run python dev/template_metrics.py [--check]
 
-- paths with Jinja in their names, and those whose real extension hides behind the Jinja
+- paths (files and folders) with Jinja in their own names, and those whose real extension hides behind the Jinja
   (`deploy.sh{% endif %}`, no `.jinja` after it): editors and linters cannot tell what such a file is;
 - twins: template files that can render the same path (`{% if x %}a{% endif %}` and
   `{% if not x %}a{% endif %}`), each a change made twice;
@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template"
+FRAGMENTS = ROOT / "includes"  # shared fragments the template files include: their lines count too
 JINJA = re.compile(r"\{\{|\{%|\{#")
 TAG = re.compile(r"\{%-?\s*(\w+)")
 CONDITION = re.compile(r"\{%-?\s*if\s.*?%\}(.*?)\{%-?\s*endif\s*-?%\}")
@@ -44,6 +45,18 @@ def rendered_name(relative: str) -> str:
     """The path a template file renders to, with its conditions taken as true."""
     name = CONDITION.sub(r"\1", relative)
     return name.removesuffix(".jinja")
+
+
+def jinja_names(paths: list[str]) -> set[str]:
+    """The files and folders whose own name carries Jinja: `src/{{package_name}}` counts once,
+    not once per file under it."""
+    named = set()
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            if JINJA.search(parts[depth - 1]):
+                named.add("/".join(parts[:depth]))
+    return named
 
 
 def hides_extension(relative: str) -> bool:
@@ -68,7 +81,8 @@ def measure() -> dict[str, float | int]:
     for path in paths:
         by_output[rendered_name(path)].append(path)
     lines = jinja_lines = deepest = 0
-    for path in template_files():
+    fragments = sorted(p for p in FRAGMENTS.rglob("*") if p.is_file()) if FRAGMENTS.is_dir() else []
+    for path in [*template_files(), *fragments]:
         if path.suffix != ".jinja":
             continue
         text = path.read_text(encoding="utf-8")
@@ -80,7 +94,8 @@ def measure() -> dict[str, float | int]:
             lines += len(path.read_text(encoding="utf-8", errors="replace").splitlines())
     return {
         "template_files": len(paths),
-        "jinja_paths": sum(1 for p in paths if JINJA.search(p)),
+        "fragment_files": len(fragments),
+        "jinja_paths": len(jinja_names(paths)),
         "hidden_extensions": sum(1 for p in paths if hides_extension(p)),
         "twins": sum(len(group) for group in by_output.values() if len(group) > 1),
         "template_lines": lines,

@@ -243,7 +243,7 @@ def test_computed_value_from_the_users_copier_settings_stops_the_render(
     dest = tmp_path / "p"
     result = _copier_copy_cli(copier_template, dest, env={"COPIER_SETTINGS_PATH": str(settings)})
     assert result.returncode != 0, result.stdout
-    assert "serves_http and uses_llm are computed from service_type" in result.stdout
+    assert "are computed from service_type and cannot be set" in result.stdout
     assert not dest.exists()
 
 
