@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .support.postgres import Postgres
-from .support.project import ROOT, bootstrap, render
+from .support.project import ROOT, TEMPLATE_PATHS, bootstrap, render
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def copier_template_root() -> Path:
 
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
-    return ["copier.yml", "template", "hooks"]
+    return [name for name in TEMPLATE_PATHS if (ROOT / name).exists()]
 
 
 Render = Callable[..., Path]

@@ -13,6 +13,9 @@ import copier
 from .procs import run
 
 ROOT = Path(__file__).resolve().parents[2]
+# What a copy of the template is made of: the settings and questions, the one list of service
+# types, the rendered tree, the shared fragments it includes, and the migration scripts.
+TEMPLATE_PATHS = ("copier.yml", "service-types.yml", "template", "includes", "hooks")
 SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
 
 

@@ -23,9 +23,8 @@ import yaml
 from packaging.version import Version
 
 from .procs import run
-from .project import GIT_ENV, ROOT
+from .project import GIT_ENV, ROOT, TEMPLATE_PATHS
 
-TEMPLATE_PATHS = ("copier.yml", "template", "hooks")
 BASELINE_FILE = ROOT / "tests" / "update_baseline.txt"
 CHANGELOG = ROOT / "CHANGELOG.md"
 VERSION_HEADING = re.compile(r"^## \[?(?P<version>[0-9][^\]\s]*)", re.MULTILINE)
@@ -76,9 +75,15 @@ def has_commit(commit: str) -> bool:
     return run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, check=False).returncode == 0
 
 
+def paths_at(commit: str) -> list[str]:
+    """The template's paths that exist at this commit (older releases have fewer)."""
+    present = run(["git", "ls-tree", "--name-only", commit], cwd=ROOT).stdout.split()
+    return [name for name in TEMPLATE_PATHS if name in present]
+
+
 def commit_archive(commit: str) -> bytes:
     return subprocess.run(
-        ["git", "archive", "--format=tar", commit, *TEMPLATE_PATHS],
+        ["git", "archive", "--format=tar", commit, *paths_at(commit)],
         cwd=ROOT, check=True, capture_output=True,
     ).stdout
 
@@ -141,6 +146,8 @@ class TemplateRepo:
         self._clear()
         for name in TEMPLATE_PATHS:
             source = ROOT / name
+            if not source.exists():
+                continue
             if source.is_dir():
                 shutil.copytree(source, self.path / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
