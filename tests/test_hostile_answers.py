@@ -136,6 +136,13 @@ COMPUTED = [
     ("uses_llm", True, "microservice"),
     ("uses_llm", False, "rag"),
     ("uses_llm", True, "data-pipeline"),
+    ("has_vector_store", True, "agent"),
+    ("runs_agent", True, "rag"),
+    ("trains_model", False, "data-pipeline"),
+    ("trains_model", True, "microservice"),
+    ("capabilities", {"serves_http": False}, "microservice"),
+    ("canary_percents", [100], "microservice"),
+    ("canary_pauses", [0, 0, 0], "rag"),
 ]
 
 
@@ -208,12 +215,12 @@ def test_answer_of_the_wrong_type_is_refused(
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("name", "value", "service_type"), COMPUTED)
+@pytest.mark.parametrize(("name", "value", "service_type"), COMPUTED, ids=str)
 def test_computed_value_set_from_outside_is_refused(
     copier_template: Path, tmp_path: Path, name: str, value: bool, service_type: str
 ) -> None:
     dest = tmp_path / "p"
-    with pytest.raises(ValueError, match=f"{name} is computed from service_type .*cannot be set"):
+    with pytest.raises(ValueError, match=f"{name} (is|are) computed from .*cannot be set"):
         render(copier_template, dest, {"service_type": service_type, name: value})
     assert not dest.exists()
 
@@ -234,12 +241,15 @@ def _copier_copy_cli(
     return run([*command, str(template), str(dest)], env=env, check=False)
 
 
+@pytest.mark.parametrize(
+    "defaults", ["serves_http: false", "trains_model: true", "capabilities: {serves_http: false}"]
+)
 def test_computed_value_from_the_users_copier_settings_stops_the_render(
-    copier_template: Path, tmp_path: Path
+    copier_template: Path, tmp_path: Path, defaults: str
 ) -> None:
     """Copier does not validate a computed value that comes from the user's defaults."""
     settings = tmp_path / "settings.yml"
-    settings.write_text("defaults:\n  serves_http: false\n")
+    settings.write_text(f"defaults:\n  {defaults}\n")
     dest = tmp_path / "p"
     result = _copier_copy_cli(copier_template, dest, env={"COPIER_SETTINGS_PATH": str(settings)})
     assert result.returncode != 0, result.stdout
