@@ -12,6 +12,7 @@ A page asks for generated content with a marker on a line of its own:
     <!-- playbook:after-copy -->           the message `copier copy` prints
     <!-- playbook:changelog -->            this repository's CHANGELOG.md
     <!-- playbook:test-modules -->         the template's test modules and what each proves
+    <!-- playbook:capabilities -->         the service types' capabilities and the files each switches
 
     <!-- playbook:rollout-graph STAGE... --> the jobs of those stages of a default-branch
                                            pipeline (e.g. the canary steps and their gates)
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dev.docgen import gitlab_ci, pipeline_page, questions  # noqa: E402
+from dev.docgen import capabilities, gitlab_ci, pipeline_page, questions  # noqa: E402
 from dev.docgen import project as generated  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.playbook")
@@ -197,6 +198,8 @@ def _expand(name: str, argument: str) -> str:
         return _changelog()
     if name == "test-modules":
         return generated.test_modules(ROOT / "tests")
+    if name == "capabilities":
+        return capabilities.markdown(ROOT)
     raise ValueError(f"unknown marker 'playbook:{name}'")
 
 
