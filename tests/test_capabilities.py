@@ -73,3 +73,19 @@ def test_docs_list_every_capability_type_and_pattern() -> None:
         assert all(f"`{pattern}`" in page for pattern in patterns), condition
     assert "| `not has_vector_store` |" in page
     assert "`use_ml_tracking and not (uses_llm or trains_model)`" in page
+
+
+def test_exclude_blocks_leave_an_older_template_version_alone() -> None:
+    """`copier update` renders the project's old template version with the new `_exclude`
+    patterns; a capability that version lacked must exclude nothing there (else its files
+    vanish from the old render and the update takes the team's files for new ones)."""
+    config = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
+    names = [cap.name for cap in capabilities.capabilities(ROOT) if cap.name != "summary"]
+    unguarded = []
+    for entry in config["_exclude"]:
+        for tag in re.findall(r"\{%-?\s*(?:if|elif)\s(.*?)%\}", str(entry)):
+            for name in names:
+                for use in re.finditer(rf"\b{name}\b(\s*\|\s*default\()?", tag):
+                    if use.group(1) is None:
+                        unguarded.append(f"{name} in {{% {tag.strip()} %}}")
+    assert not unguarded, f"capabilities in _exclude without `| default(...)`: {unguarded}"

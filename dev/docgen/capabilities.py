@@ -16,6 +16,7 @@ import yaml
 _TAG = re.compile(r"^\{%-?\s*(if|elif|else|endif)\b\s*(.*?)\s*-?%\}$")
 _FIELD = re.compile(r"^#\s{3}(\w+)\s{2,}(.*)$")
 _CONTINUED = re.compile(r"^#\s{4,}(\S.*)$")
+_DEFAULT = re.compile(r"\s*\|\s*default\([^)]*\)")
 
 
 @dataclass
@@ -76,10 +77,12 @@ def exclusions(root: Path) -> list[tuple[str, list[str]]]:
                 table.append((condition, patterns))
             patterns = []
             keyword, expression = tag.groups()
+            expression = _DEFAULT.sub("", expression)  # `| default(...)`: for old versions only
             if keyword == "if":
                 taken, condition = [expression], expression
             elif keyword == "elif":
-                condition = " and ".join([*map(_negate, taken), expression])
+                earlier = [_negate(c) for c in taken if _negate(c) != expression]
+                condition = " and ".join([*earlier, expression])
                 taken.append(expression)
             elif keyword == "else":
                 condition = " and ".join(map(_negate, taken))
