@@ -1,6 +1,6 @@
 """Image size and build time: the generated Dockerfile against a naive single-stage one.
 
-    uv run python benchmarks/image_size.py [--service-type microservice] [--runtime-image distroless]
+    uv run python -m benchmarks.image_size [--service-type microservice] [--runtime-image distroless]
 
 Renders a project from the working tree, locks it, and builds with buildah (cold: no layer
 cache, uv's download cache warm after the first build) twice:
@@ -24,12 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support import containers  # noqa: E402
-from tests.support.procs import run  # noqa: E402
-from tests.support.project import GIT_ENV, git_commit_all, render  # noqa: E402
+from tests.support import containers
+from tests.support.procs import run
+from tests.support.project import GIT_ENV, ROOT, git_commit_all, render
 
 NAIVE = """\
 FROM {debian}

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Benchmark a fleet update: N repositories of mixed service types, options and team edits
 are generated from one release and updated to the next; prints the time per copy and per
 update and how many repositories kept every edit.
 
-    uv run python benchmarks/update_fleet.py --repos 20              # head -> a later release
-    uv run python benchmarks/update_fleet.py --repos 10 --from-earliest   # oldest release -> head (--trust)
-    uv run python benchmarks/update_fleet.py --repos 40 --jobs 2     # two updates at a time
+    uv run python -m benchmarks.update_fleet --repos 20              # head -> a later release
+    uv run python -m benchmarks.update_fleet --repos 10 --from-earliest   # oldest release -> head (--trust)
+    uv run python -m benchmarks.update_fleet --repos 40 --jobs 2     # two updates at a time
 
 Every fifth repository also edits lines the template changes: its conflict must be reported
 by `make check-template-conflicts` (counted apart). Not a test: nothing is asserted, numbers
@@ -17,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import copier
 
-import copier  # noqa: E402
-
-from tests.support.edits import Edit, conflicting_edit, plan_edits  # noqa: E402
-from tests.support.procs import run  # noqa: E402
-from tests.support.project import GIT_ENV, git_commit_all, render  # noqa: E402
-from tests.support.versions import (  # noqa: E402
+from tests.support.edits import Edit, conflicting_edit, plan_edits
+from tests.support.procs import run
+from tests.support.project import GIT_ENV, git_commit_all, render
+from tests.support.versions import (
     TemplateRepo,
     earlier_releases,
     head_version,
@@ -138,7 +133,7 @@ def main() -> None:
             verdict = "kept all, conflict reported" if r.conflict_reported else "kept all, CONFLICT NOT REPORTED"
         else:
             verdict = "kept all" if not r.conflict_reported else "kept all, UNEXPECTED CONFLICT"
-        print(f"{r.name:<10} {r.answers['service_type']:<14} {str(r.answers['use_database']):<5} "
+        print(f"{r.name:<10} {r.answers['service_type']:<14} {r.answers['use_database']!s:<5} "
               f"{r.edits:>5} {r.copy_seconds:>7.2f} {r.update_seconds:>8.2f}  {verdict}")
     print()
     print(f"copy:   mean {statistics.mean(copies):.2f} s, median {statistics.median(copies):.2f} s, "

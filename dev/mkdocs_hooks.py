@@ -28,6 +28,7 @@ fonts. A build without node_modules/mermaid fails.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -42,8 +43,24 @@ from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+
+
+def _register_dev_package() -> None:
+    """MkDocs loads this file by its path (mkdocs.yml `hooks:`), not as `dev.mkdocs_hooks`:
+    register its package `dev` by location so the generators import as `dev.x`, as in the
+    tests and scripts (nothing is added to sys.path)."""
+    if "dev" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "dev", ROOT / "dev" / "__init__.py", submodule_search_locations=[str(ROOT / "dev")]
+    )
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["dev"] = package
+    spec.loader.exec_module(package)
+
+
+_register_dev_package()
 
 from dev.docgen import capabilities, gitlab_ci, pipeline_page, questions  # noqa: E402
 from dev.docgen import project as generated  # noqa: E402

@@ -1,6 +1,6 @@
 """Render every answer set the tests use at a git ref and at the working tree; show what differs.
 
-    uv run python dev/render_diff.py REF [--answers NAME ...] [--diff] [--keep DIR]
+    uv run python -m dev.render_diff REF [--answers NAME ...] [--diff] [--keep DIR]
 
 A refactor of the template (renamed template files, fragments, an `_exclude` table) must not
 change what users get: this renders each combination of service type and the main options
@@ -16,34 +16,31 @@ from __future__ import annotations
 import argparse
 import difflib
 import filecmp
+import io
 import itertools
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_PATHS = ["copier.yml", "service-types.yml", "template", "includes", "hooks"]
-SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "render-diff",
-    "GIT_AUTHOR_EMAIL": "render-diff@example.com",
-    "GIT_COMMITTER_NAME": "render-diff",
-    "GIT_COMMITTER_EMAIL": "render-diff@example.com",
-}
+from dev import service_types
+from dev.template_repo import GIT_ENV, ROOT, archive_at, copy_worktree, render
 
 
 def answer_sets() -> dict[str, dict[str, Any]]:
-    """Every service type with and without a database and ML tracking, in both deploy modes
-    where the type allows gitops, plus the slim runtime image: the combinations the tests use."""
+    """Every service type of service-types.yml with and without a database and ML tracking,
+    in both deploy modes where the type allows gitops (serves_http), plus the slim runtime
+    image: the combinations the tests use."""
     sets: dict[str, dict[str, Any]] = {}
-    for service_type, database, tracking in itertools.product(
-        SERVICE_TYPES, [False, True], [False, True]
+    for kind, database, tracking in itertools.product(
+        service_types.load().values(), [False, True], [False, True]
     ):
-        modes = ["direct"] if service_type == "data-pipeline" else ["direct", "gitops"]
+        service_type = kind.name
+        modes = ["direct", "gitops"] if kind.serves_http else ["direct"]
         for mode in modes:
             name = f"{service_type}-db{int(database)}-ml{int(tracking)}-{mode}"
             sets[name] = {
@@ -68,36 +65,14 @@ def template_at(ref: str | None, into: Path) -> Path:
     """A git repository holding the template files at REF (None: the working tree)."""
     into.mkdir(parents=True)
     if ref is None:
-        for name in TEMPLATE_PATHS:
-            source = ROOT / name
-            if not source.exists():
-                continue
-            if source.is_dir():
-                shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, into / name)
+        copy_worktree(into)
     else:
-        present = _git("ls-tree", "--name-only", ref, cwd=ROOT).split()
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", ref, *(p for p in TEMPLATE_PATHS if p in present)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive_at(ref))) as tar:
+            tar.extractall(into, filter="data")
     _git("init", "-q", "-b", "main", cwd=into)
     _git("add", "-A", cwd=into)
     _git("commit", "-q", "--no-verify", "-m", f"template at {ref or 'working tree'}", cwd=into)
     return into
-
-
-def render(template: Path, dest: Path, data: dict[str, Any]) -> Path:
-    import copier  # imported here: ~2 s, only when rendering
-
-    copier.run_copy(
-        str(template), dest, data=data, defaults=True, unsafe=False, quiet=True, vcs_ref="HEAD"
-    )
-    return dest
 
 
 def _comparable(path: Path) -> list[str]:

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from dev.template_repo import present_paths
+
 from .support.postgres import Postgres
-from .support.project import ROOT, TEMPLATE_PATHS, bootstrap, render
+from .support.project import ROOT, bootstrap, render
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,7 @@ def copier_template_root() -> Path:
 
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
-    return [name for name in TEMPLATE_PATHS if (ROOT / name).exists()]
+    return present_paths()
 
 
 Render = Callable[..., Path]

@@ -1,28 +1,31 @@
-"""The dev scripts that later refactors of the template rely on run and say what they measure."""
+"""The dev scripts that later refactors of the template rely on run (as modules, from the
+repository root, the way the docs show them) and say what they measure."""
 
 from __future__ import annotations
 
 import sys
 
+from dev import render_diff, service_types
+
 from .support.procs import run
-from .support.project import ROOT
+from .support.project import ROOT, TEMPLATE_PATHS
 
 
 def test_render_diff_finds_the_working_tree_identical_to_itself() -> None:
     result = run(
-        [sys.executable, "dev/render_diff.py", "HEAD", "--answers", "microservice-db1-ml0-direct"],
+        [sys.executable, "-m", "dev.render_diff", "HEAD", "--answers", "microservice-db1-ml0-direct"],
         cwd=ROOT,
         check=False,
     )
     # The working tree may hold uncommitted template edits while developing: then it differs.
-    dirty = run(["git", "status", "--porcelain", "--", "copier.yml", "template", "hooks"], cwd=ROOT)
+    dirty = run(["git", "status", "--porcelain", "--", *TEMPLATE_PATHS], cwd=ROOT)
     if not dirty.stdout.strip():
         assert result.returncode == 0, result.stdout
         assert "microservice-db1-ml0-direct: identical" in result.stdout
 
 
 def test_render_diff_refuses_an_unknown_ref() -> None:
-    result = run([sys.executable, "dev/render_diff.py", "no-such-ref"], cwd=ROOT, check=False)
+    result = run([sys.executable, "-m", "dev.render_diff", "no-such-ref"], cwd=ROOT, check=False)
     assert result.returncode == 2
     assert "'no-such-ref' is not a commit of this repository" in result.stdout
 
@@ -32,6 +35,7 @@ def test_template_metrics_prints_every_figure() -> None:
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == [
         "template_files",
+        "fragment_files",
         "jinja_paths",
         "hidden_extensions",
         "twins",
@@ -39,3 +43,13 @@ def test_template_metrics_prints_every_figure() -> None:
         "jinja_line_percent",
         "max_nesting",
     ]
+
+
+def test_render_diff_answer_sets_follow_service_types_yml() -> None:
+    """Every row of service-types.yml, each with and without a database and ML tracking;
+    gitops only where the type serves HTTP (copier.yml refuses it otherwise)."""
+    sets = render_diff.answer_sets()
+    for kind in service_types.load().values():
+        modes = {answers["deploy_mode"] for answers in sets.values() if answers.get("service_type") == kind.name}
+        assert modes == ({"direct", "gitops"} if kind.serves_http else {"direct"}), kind.name
+    assert len(sets) == 1 + sum(8 if kind.serves_http else 4 for kind in service_types.load().values())

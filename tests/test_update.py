@@ -29,10 +29,17 @@ from packaging.version import Version
 
 from .support.edits import Edit, conflicting_edit, plan_edits
 from .support.procs import run
-from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, files_of, git_commit_all, render
+from .support.project import (
+    GIT_ENV,
+    ROOT,
+    SERVICE_TYPES,
+    copy_worktree,
+    files_of,
+    git_commit_all,
+    render,
+)
 from .support.versions import (
     SYNTHETIC_FILE,
-    TEMPLATE_PATHS,
     TemplateRepo,
     changelog_versions,
     commit_archive,
@@ -530,13 +537,7 @@ def test_the_readme_project_updates_from_its_template_clone(tmp_path: Path) -> N
     source that a later `copier update` in ../my-service uses; the update takes the
     clone's new commit, warns of nothing and needs no --trust."""
     clone = tmp_path / "playbook"
-    clone.mkdir()
-    for name in (*TEMPLATE_PATHS, "README.md"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, clone / name)
+    copy_worktree(clone, extra=["README.md"])
     git_commit_all(clone, "the template's main branch")
     command = first_code_block()[0]
 

@@ -1,8 +1,8 @@
 """The capabilities reference: what each service type is made of, and every file each switches.
 
-Read from service-types.yml (the rows and the comment that explains each capability), from
-copier.yml's `_exclude` table (which files exist) and from the template files and shared
-fragments that ask about a capability.
+Read from service-types.yml (its rows and the comment that explains each field, through
+dev/service_types.py), from copier.yml's `_exclude` table (which files exist) and from the
+template files and shared fragments that ask about a capability.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from dev import service_types as types
+
 _TAG = re.compile(r"^\{%-?\s*(if|elif|else|endif)\b\s*(.*?)\s*-?%\}$")
-_FIELD = re.compile(r"^#\s{3}(\w+)\s{2,}(.*)$")
-_CONTINUED = re.compile(r"^#\s{4,}(\S.*)$")
 _DEFAULT = re.compile(r"\s*\|\s*default\([^)]*\)")
 
 
@@ -28,25 +28,15 @@ class Capability:
 
 def service_types(root: Path) -> dict[str, dict[str, object]]:
     """The rows of service-types.yml, keyed by service type."""
-    return yaml.safe_load((root / "service-types.yml").read_text(encoding="utf-8"))
+    return {name: dict(kind.row) for name, kind in types.load(root).items()}
 
 
 def capabilities(root: Path) -> list[Capability]:
     """Every field of a service type's row, in the order service-types.yml explains them."""
-    meanings: dict[str, str] = {}
-    last = None
-    for line in (root / "service-types.yml").read_text(encoding="utf-8").splitlines():
-        if match := _FIELD.match(line):
-            last = match.group(1)
-            meanings[last] = match.group(2).strip()
-        elif last and (match := _CONTINUED.match(line)):
-            meanings[last] += " " + match.group(1).strip()
-        elif not line.startswith("#"):
-            last = None
-    rows = service_types(root)
+    rows = types.load(root)
     return [
         Capability(name, meaning, {kind: row[name] for kind, row in rows.items()})
-        for name, meaning in meanings.items()
+        for name, meaning in types.fields(root).items()
     ]
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import copier
 import yaml
+
+from dev.template_repo import copy
 
 LANGUAGES = {
     ".yml": "yaml",
@@ -50,17 +51,9 @@ def _is_git_worktree(path: Path) -> bool:
 def generate(template: Path, dest: Path, data: dict[str, Any] | None = None) -> GeneratedProject:
     """`copier copy --defaults` of the template's working tree (uncommitted edits included)."""
     vcs_ref = "HEAD" if _is_git_worktree(template) else None
-    worker = copier.run_copy(
-        str(template),
-        dest,
-        data=dict(data or {}),
-        defaults=True,
-        unsafe=False,
-        quiet=True,
-        vcs_ref=vcs_ref,
-    )
+    worker = copy(template, dest, data, vcs_ref=vcs_ref)
     # The message as `copier copy` prints it (quiet=True only kept it from stderr).
-    message = worker._render_string(worker.template.message_after_copy)  # noqa: SLF001
+    message = worker._render_string(worker.template.message_after_copy)
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text(encoding="utf-8"))
     # The message names the destination: show it as a user would type it.
     message = message.replace(str(dest), dest.name)

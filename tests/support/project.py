@@ -8,15 +8,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import copier
+from dev import service_types
+from dev.template_repo import GIT_ENV, ROOT, TEMPLATE_PATHS, copy_worktree, render
 
 from .procs import run
 
-ROOT = Path(__file__).resolve().parents[2]
-# What a copy of the template is made of: the settings and questions, the one list of service
-# types, the rendered tree, the shared fragments it includes, and the migration scripts.
-TEMPLATE_PATHS = ("copier.yml", "service-types.yml", "template", "includes", "hooks")
-SERVICE_TYPES = ["microservice", "rag", "agent", "data-pipeline"]
+# ROOT, TEMPLATE_PATHS, GIT_ENV, copy_worktree and render are dev/template_repo.py's: the tests,
+# dev/render_diff.py, the docs and the benchmarks copy and render the template the same way.
+__all__ = [
+    "GIT_ENV",
+    "ROOT",
+    "SERVICE_TYPES",
+    "TEMPLATE_PATHS",
+    "bootstrap",
+    "capabilities",
+    "copy_worktree",
+    "files_of",
+    "git_commit_all",
+    "jinja_leftovers",
+    "project_env",
+    "render",
+    "selected_service_types",
+    "types_with",
+]
 
 
 def selected_service_types(all_types: list[str], env: Mapping[str, str] = os.environ) -> list[str]:
@@ -33,40 +47,27 @@ def selected_service_types(all_types: list[str], env: Mapping[str, str] = os.env
     return [name for name in all_types if name in wanted] if wanted else list(all_types)
 
 
-SERVICE_TYPES = selected_service_types(SERVICE_TYPES)
+# The service types under test: the rows of service-types.yml, narrowed by PLAYBOOK_SERVICE_TYPES.
+SERVICE_TYPES = selected_service_types(service_types.names())
+
+
+def types_with(capability: str, value: bool = True) -> list[str]:
+    """The service types under test whose capability is true (value=False: false)."""
+    return [name for name in service_types.having(capability, value) if name in SERVICE_TYPES]
+
+
+def capabilities(answers: Mapping[str, Any]) -> service_types.ServiceType:
+    """The capabilities an answer set gets (its service_type's row, or the default type's):
+    `capabilities(answers).serves_http`."""
+    return service_types.of(answers)
+
+
 LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|\[\[ *[\w.]+ *\]\]")
 # Lines where such brackets belong to the rendered file itself.
 LEGITIMATE = [
     re.compile(r"^\[\[[\w.-]+\]\]$"),  # TOML array of tables: [[tool.mypy.overrides]]
     re.compile(r"\$\{\{"),  # GitHub-style expressions in docs, Helm-style in YAML
 ]
-
-# Tests must not depend on the developer's git identity or global hooks.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Playbook Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Playbook Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
-}
-
-
-def render(
-    template: Path | str,
-    dest: Path,
-    data: Mapping[str, Any] | None = None,
-    vcs_ref: str | None = "HEAD",
-) -> Path:
-    """`copier copy --defaults` without --trust: what a user runs."""
-    copier.run_copy(
-        str(template),
-        dest,
-        data=dict(data or {}),
-        defaults=True,
-        unsafe=False,
-        quiet=True,
-        vcs_ref=vcs_ref,
-    )
-    return dest
 
 
 def jinja_leftovers(path: Path) -> list[str]:

@@ -13,7 +13,6 @@ import gzip
 import io
 import re
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +21,10 @@ from pathlib import Path
 import yaml
 from packaging.version import Version
 
+from dev.template_repo import archive_at
+
 from .procs import run
-from .project import GIT_ENV, ROOT, TEMPLATE_PATHS
+from .project import GIT_ENV, ROOT, TEMPLATE_PATHS, copy_worktree
 
 BASELINE_FILE = ROOT / "tests" / "update_baseline.txt"
 CHANGELOG = ROOT / "CHANGELOG.md"
@@ -75,17 +76,9 @@ def has_commit(commit: str) -> bool:
     return run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, check=False).returncode == 0
 
 
-def paths_at(commit: str) -> list[str]:
-    """The template's paths that exist at this commit (older releases have fewer)."""
-    present = run(["git", "ls-tree", "--name-only", commit], cwd=ROOT).stdout.split()
-    return [name for name in TEMPLATE_PATHS if name in present]
-
-
 def commit_archive(commit: str) -> bytes:
-    return subprocess.run(
-        ["git", "archive", "--format=tar", commit, *paths_at(commit)],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout
+    """The template's paths at this commit (older releases have fewer), as a tar."""
+    return archive_at(commit)
 
 
 def archive(release: Release) -> bytes:
@@ -144,14 +137,7 @@ class TemplateRepo:
 
     def release_from_worktree(self, version: str) -> str:
         self._clear()
-        for name in TEMPLATE_PATHS:
-            source = ROOT / name
-            if not source.exists():
-                continue
-            if source.is_dir():
-                shutil.copytree(source, self.path / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, self.path / name)
+        copy_worktree(self.path)
         return self._commit(version)
 
     def release_with_change(self, version: str, change: Callable[[Path], None]) -> str:
