@@ -16,19 +16,21 @@ import pathspec
 import yaml
 
 from dev.docgen import capabilities
+from dev.template_metrics import rendered_name
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIER_DEFAULTS = {"~*", "*.py[co]", "__pycache__", ".git", ".DS_Store", ".svn"}
 
 
 def _rendered_paths() -> list[str]:
-    """Every path the template can render (files and their folders), `{{package_name}}` as `pkg`."""
+    """Every path the template can render (files and their folders, conditions in a name taken
+    as true), `{{package_name}}` as `pkg`."""
     paths = set()
     for path in (ROOT / "template").rglob("*"):
         if "__pycache__" in path.parts:
             continue
         relative = str(path.relative_to(ROOT / "template")).replace("{{package_name}}", "pkg")
-        paths.add(relative.removesuffix(".jinja"))
+        paths.add(rendered_name(relative))
     return sorted(paths)
 
 
