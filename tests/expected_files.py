@@ -1,12 +1,16 @@
 """The exact set of files a generated repository holds, as a function of the answers.
 
-When the template gains or loses a file, this list changes in the same commit.
+Which files a type has follows from its capabilities (its row of service-types.yml), never
+from its name: a new type with known capabilities needs no change here. When the template
+gains or loses a file, this list changes in the same commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from .support.project import capabilities
 
 COMMON = {
     ".copier-answers.yml",
@@ -29,48 +33,28 @@ COMMON = {
     "renovate.json",
 }
 
-SERVICE = {
+# Every package: its entry point, settings and logs, and the test suite's skeleton.
+PACKAGE = {
     "src/{pkg}/__init__.py",
     "src/{pkg}/__main__.py",
-    "src/{pkg}/app.py",
-    "src/{pkg}/auth.py",
-    "src/{pkg}/health.py",
     "src/{pkg}/logs.py",
-    "src/{pkg}/metrics.py",
-    "src/{pkg}/openapi.py",
     "src/{pkg}/py.typed",
     "src/{pkg}/settings.py",
-    "src/{pkg}/tracing.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/contract/__init__.py",
-    "tests/contract/openapi.json",
-    "tests/contract/test_openapi_contract.py",
     "tests/e2e/__init__.py",
-    "tests/e2e/test_service_over_http.py",
     "tests/integration/__init__.py",
     "tests/integration/conftest.py",
-    "tests/integration/test_trace_export.py",
     "tests/unit/__init__.py",
-    "tests/unit/test_auth.py",
-    "tests/unit/test_health.py",
-    "tests/unit/test_logs.py",
-    "tests/unit/test_metrics.py",
-    "tests/unit/test_openapi.py",
     "tests/unit/test_settings.py",
-    "tests/unit/test_tracing.py",
 }
 
+# use_database: Alembic, whatever the type keeps in its database.
 DATABASE = {
     "alembic.ini",
     "migrations/env.py",
     "migrations/script.py.mako",
-    "migrations/versions/0001_create_items.py",
-    "src/{pkg}/db.py",
-    "src/{pkg}/items.py",
-    "src/{pkg}/models.py",
-    "tests/integration/test_database.py",
-    "tests/unit/test_items.py",
 }
 
 
@@ -99,18 +83,8 @@ PIPELINE_DATABASE = {
 }
 PIPELINE_GITOPS = {"scripts-ci/deploy/gitops-promote.sh"}
 
-# scripts-ci/ (issue: scripts-ci). A batch (data-pipeline: serves_http false) has no HTTP
-# tests nor golden signals; its deploy scripts (same names) work on CronJobs, plus its own.
-SCRIPTS_CI_HTTP_ONLY = {
-    "scripts-ci/lib/http.sh",
-    "scripts-ci/monitoring/check-canary-health.sh",
-    "scripts-ci/monitoring/check-golden-signals.sh",
-    "scripts-ci/monitoring/golden_signals.py",
-    "scripts-ci/test/performance-test.sh",
-    "scripts-ci/test/sanity-test.sh",
-    "scripts-ci/test/smoke-test.sh",
-    "scripts-ci/test/wrk-report.lua",
-}
+# scripts-ci/ (issue: scripts-ci): the same deploy scripts (names) for every type; a batch
+# type's work on CronJobs.
 SCRIPTS_CI: set[str] = {
     "scripts-ci/.shellcheckrc",
     "scripts-ci/README.md",
@@ -123,25 +97,17 @@ SCRIPTS_CI: set[str] = {
     "scripts-ci/lib/common.sh",
     "scripts-ci/lib/k8s.sh",
     "scripts-ci/lib/project.sh",
-} | SCRIPTS_CI_HTTP_ONLY
-SCRIPTS_CI_BATCH = {
-    "scripts-ci/deploy/run-batch-job.sh",
-    "scripts-ci/lib/batch.sh",
-    "scripts-ci/monitoring/check-pipeline-freshness.sh",
 }
 
-# deploy/ manifests and alert rules (issue: containers and manifests).
+# deploy/ manifests and alert rules (issue: containers and manifests): the NetworkPolicy and
+# the monitoring files keep their names for every type.
 DEPLOY = {
     ".checkov.yaml",
     ".hadolint.yaml",
     "deploy/README.md",
-    "deploy/base/httproute.yaml",
     "deploy/base/kustomization.yaml",
     "deploy/base/networkpolicy.yaml",
-    "deploy/base/poddisruptionbudget.yaml",
     "deploy/base/serviceaccount.yaml",
-    "deploy/base/services.yaml",
-    "deploy/base/workload/deployment.yaml",
     "deploy/base/workload/kustomization.yaml",
     "deploy/components/production/config.env",
     "deploy/components/production/kustomization.yaml",
@@ -154,16 +120,6 @@ DEPLOY = {
     "deploy/overlays/staging/kustomization.yaml",
 }
 
-# deploy/ of the data pipeline (a batch): a CronJob instead of the Deployment, no Service,
-# HTTPRoute nor PodDisruptionBudget (its NetworkPolicy and monitoring files keep their names).
-DEPLOY_HTTP_ONLY = {
-    "deploy/base/httproute.yaml",
-    "deploy/base/poddisruptionbudget.yaml",
-    "deploy/base/services.yaml",
-    "deploy/base/workload/deployment.yaml",
-}
-DEPLOY_BATCH = {"deploy/base/workload/cronjob.yaml"}
-
 # Docs of the generated repository (runbook, ...).
 DOCS = {
     "docs/container.md",
@@ -171,9 +127,23 @@ DOCS = {
 }
 
 
-# ---------------------------------------------------------------- service types (issue: service types)
-# The data pipeline is a batch job: it has none of the HTTP service's files.
-HTTP_ONLY = {
+# ---------------------------------------------------------------- capabilities (service-types.yml)
+# serves_http: the FastAPI service, its Deployment behind an HTTPRoute, its HTTP tests and
+# golden signals, and the sanity check of the type's main use case (named by the type).
+HTTP = {
+    "deploy/base/httproute.yaml",
+    "deploy/base/poddisruptionbudget.yaml",
+    "deploy/base/services.yaml",
+    "deploy/base/workload/deployment.yaml",
+    "scripts-ci/lib/http.sh",
+    "scripts-ci/monitoring/check-canary-health.sh",
+    "scripts-ci/monitoring/check-golden-signals.sh",
+    "scripts-ci/monitoring/golden_signals.py",
+    "scripts-ci/test/performance-test.sh",
+    "scripts-ci/test/sanity-test.sh",
+    "scripts-ci/test/sanity/{service_type}.sh",
+    "scripts-ci/test/smoke-test.sh",
+    "scripts-ci/test/wrk-report.lua",
     "src/{pkg}/app.py",
     "src/{pkg}/auth.py",
     "src/{pkg}/health.py",
@@ -191,7 +161,7 @@ HTTP_ONLY = {
     "tests/unit/test_openapi.py",
     "tests/unit/test_tracing.py",
 }
-HTTP_DATABASE_ONLY = {
+HTTP_DATABASE = {
     "migrations/versions/0001_create_items.py",
     "src/{pkg}/db.py",
     "src/{pkg}/items.py",
@@ -199,8 +169,17 @@ HTTP_DATABASE_ONLY = {
     "tests/integration/test_database.py",
     "tests/unit/test_items.py",
 }
+# not serves_http: a batch run as a Kubernetes CronJob/Job, rolled out by data share.
+BATCH = {
+    "deploy/base/workload/cronjob.yaml",
+    "scripts-ci/deploy/run-batch-job.sh",
+    "scripts-ci/lib/batch.sh",
+    "scripts-ci/monitoring/check-pipeline-freshness.sh",
+    "tests/e2e/test_batch.py",
+    "tests/integration/test_batch_telemetry.py",
+}
 
-# The model provider layer shared by rag and agent.
+# uses_llm: the model provider layer.
 LLM = {
     "src/{pkg}/llm/__init__.py",
     "src/{pkg}/llm/factory.py",
@@ -212,7 +191,8 @@ LLM = {
     "tests/unit/test_llm.py",
 }
 
-RAG = {
+# has_vector_store: retrieval from an indexed corpus (pgvector with use_database).
+VECTOR_STORE = {
     "evals/golden.jsonl",
     "src/{pkg}/rag/__init__.py",
     "src/{pkg}/rag/answer.py",
@@ -234,13 +214,14 @@ RAG = {
         "secrets",
     )
 }
-RAG_DATABASE = {
+VECTOR_STORE_DATABASE = {
     "migrations/versions/0002_create_rag_chunks.py",
     "migrations/versions/0003_rag_pgvector_index.py",
     "src/{pkg}/rag/pgstore.py",
     "tests/integration/test_postgres_vector_store.py",
 }
 
+# runs_agent: the agent loop, its tools and budgets.
 AGENT = {
     "evals/scenarios.json",
     "src/{pkg}/agent/__init__.py",
@@ -258,7 +239,8 @@ AGENT_DATABASE = {
     "tests/integration/test_agent_items_tool.py",
 }
 
-BATCH = {
+# trains_model: the DVC stages, their data contract and the quality gate.
+TRAINING = {
     "data/.gitignore",
     "models/.gitignore",
     "params.yaml",
@@ -271,54 +253,45 @@ BATCH = {
     "src/{pkg}/pipeline/telemetry.py",
     "tests/contract/dataset-schema.json",
     "tests/contract/test_dataset_contract.py",
-    "tests/e2e/test_batch.py",
-    "tests/integration/test_batch_telemetry.py",
     "tests/unit/test_pipeline.py",
 }
-BATCH_DATABASE = {
+TRAINING_DATABASE = {
     "migrations/versions/0001_create_samples.py",
     "src/{pkg}/pipeline/warehouse.py",
     "tests/integration/test_warehouse.py",
 }
-BATCH_TRACKING = {"dvc.yaml", "src/{pkg}/pipeline/registry.py", "tests/unit/test_registry.py"}
+# trains_model with use_ml_tracking: the MLflow registry.
+TRAINING_TRACKING = {"src/{pkg}/pipeline/registry.py", "tests/unit/test_registry.py"}
 
-# use_ml_tracking: DVC for every type; MLflow runs for the AI types and the pipeline.
+# use_ml_tracking: DVC for every type; DVC stages and MLflow runs for the types that call a
+# model or train one.
 TRACKING = {".dvc/.gitignore", ".dvc/config", ".dvcignore"}
-TRACKING_RUNS = {"src/{pkg}/tracking.py", "tests/unit/test_tracking.py"}
-
-
-def service_type_files(answers: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-    """(added, removed) by the service type and its options, relative to the microservice."""
-    kind = answers["service_type"]
-    database = bool(answers.get("use_database"))
-    tracking = bool(answers.get("use_ml_tracking"))
-    added: set[str] = set(TRACKING) if tracking else set()
-    removed: set[str] = set()
-    if kind in ("rag", "agent"):
-        added |= LLM | (RAG if kind == "rag" else AGENT)
-        if database:
-            added |= RAG_DATABASE if kind == "rag" else AGENT_DATABASE
-        if tracking:
-            added |= TRACKING_RUNS | {"dvc.yaml"}
-    elif kind == "data-pipeline":
-        added |= BATCH | DEPLOY_BATCH | (BATCH_DATABASE if database else set())
-        if tracking:
-            added |= TRACKING_RUNS | BATCH_TRACKING
-        removed = HTTP_ONLY | DEPLOY_HTTP_ONLY | (HTTP_DATABASE_ONLY if database else set())
-    return added, removed
+TRACKING_RUNS = {"dvc.yaml", "src/{pkg}/tracking.py", "tests/unit/test_tracking.py"}
 
 
 def expected_files(answers: Mapping[str, Any]) -> set[str]:
-    files = COMMON | SERVICE | PIPELINE | SCRIPTS_CI | DEPLOY | DOCS
-    if answers.get("use_database"):
+    kind = capabilities(answers)
+    database = bool(answers.get("use_database"))
+    files = COMMON | PACKAGE | PIPELINE | SCRIPTS_CI | DEPLOY | DOCS
+    if database:
         files |= DATABASE | PIPELINE_DATABASE
+    # (the type has it, its files, its files with use_database)
+    for has, own, own_database in (
+        (kind.serves_http, HTTP, HTTP_DATABASE),
+        (not kind.serves_http, BATCH, set()),
+        (kind.uses_llm, LLM, set()),
+        (kind.has_vector_store, VECTOR_STORE, VECTOR_STORE_DATABASE),
+        (kind.runs_agent, AGENT, AGENT_DATABASE),
+        (kind.trains_model, TRAINING, TRAINING_DATABASE),
+    ):
+        if has:
+            files |= own | (own_database if database else set())
+    if answers.get("use_ml_tracking"):
+        files |= TRACKING
+        if kind.uses_llm or kind.trains_model:
+            files |= TRACKING_RUNS
+        if kind.trains_model:
+            files |= TRAINING_TRACKING
     if answers.get("deploy_mode") == "gitops":
         files |= PIPELINE_GITOPS
-    added, removed = service_type_files(answers)
-    files = (files - removed) | added
-    if answers["service_type"] != "data-pipeline":
-        # The sanity check of the service type's main use case (a batch has none over HTTP).
-        files.add(f"scripts-ci/test/sanity/{answers['service_type']}.sh")
-    else:
-        files = (files - SCRIPTS_CI_HTTP_ONLY) | SCRIPTS_CI_BATCH
-    return {name.format(pkg=answers["package_name"]) for name in files}
+    return {name.format(pkg=answers["package_name"], service_type=kind.name) for name in files}
