@@ -11,9 +11,11 @@ import jinja2
 import pytest
 import yaml
 
+from dev import service_types
+
 from .conftest import Render
 from .support.procs import run
-from .support.project import ROOT, SERVICE_TYPES
+from .support.project import ROOT, SERVICE_TYPES, capabilities
 
 VALIDATOR = ROOT / "dev" / "validate-backstage.mjs"
 TEMPLATE = ROOT / "backstage" / "template.yaml"
@@ -70,7 +72,9 @@ def test_generated_catalog_info_validates(render_project: Render) -> None:
     assert output.count("ok   ") >= len(projects)
     for kind, project in zip(SERVICE_TYPES, projects, strict=True):
         component = next(yaml.safe_load_all((project / "catalog-info.yaml").read_text()))
-        batch = kind == "data-pipeline"  # a CronJob: no URL to link, no API to provide
+        # A batch (serves_http false) runs as a CronJob: no URL to link, no API to provide;
+        # Backstage's component type for it is `data-pipeline`.
+        batch = not capabilities({"service_type": kind}).serves_http
         assert component["spec"]["type"] == ("data-pipeline" if batch else "service"), kind
         assert ("providesApis" in component["spec"]) is not batch, kind
         assert ("links" in component["metadata"]) is not batch, kind
@@ -158,6 +162,16 @@ def test_parameters_mirror_the_copier_questions() -> None:
             # copier.yml ends its patterns with Python's `\Z`; JavaScript's `$` means the same.
             expected_pattern = patterns[0].replace("\\Z", "$")
             assert field.get("pattern") == expected_pattern, f"{name}: pattern differs from copier's validator"
+
+
+def test_service_types_are_the_rows_of_service_types_yml() -> None:
+    """The form offers every service type of service-types.yml, in its order, each labelled
+    with its summary as copier.yml's choice is."""
+    field = _form_properties(_template())["service_type"]
+    kinds = service_types.load().values()
+    assert field["enum"] == [kind.name for kind in kinds]
+    assert field["enumNames"] == [f"{kind.name}: {kind.summary}" for kind in kinds]
+    assert field["default"] == service_types.default_type()
 
 
 def test_template_url_is_the_repository_in_the_catalog_entry() -> None:

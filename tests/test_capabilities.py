@@ -2,6 +2,8 @@
 
 - every row of service-types.yml has every capability, and copier.yml's capabilities block
   reads each one (a capability no answer carries would be dead);
+- copier.yml's service_type choices and the template's CI matrix are the rows of
+  service-types.yml (Backstage's form: tests/test_backstage.py);
 - every pattern of copier.yml's `_exclude` table names a file or folder the template has
   (a renamed file would otherwise slip back into projects that must not have it);
 - the docs page's generated part lists every capability, every type and every pattern.
@@ -13,9 +15,11 @@ import re
 from pathlib import Path
 
 import pathspec
+import pytest
 import yaml
 
-from dev.docgen import capabilities
+from dev import service_types
+from dev.docgen import capabilities, gitlab_ci
 from dev.template_metrics import rendered_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +39,47 @@ def _rendered_paths() -> list[str]:
 
 
 def test_every_service_type_has_every_capability() -> None:
-    rows = capabilities.service_types(ROOT)
-    fields = [cap.name for cap in capabilities.capabilities(ROOT)]
+    fields = list(service_types.fields())
     assert "serves_http" in fields and "subpackage" in fields
-    for kind, row in rows.items():
-        assert sorted(row) == sorted(fields), f"{kind}: {sorted(set(fields) ^ set(row))}"
+    for kind in service_types.load().values():
+        assert sorted(kind.row) == sorted(fields), f"{kind.name}: {sorted(set(fields) ^ set(kind.row))}"
+        for name in service_types.capability_names():
+            assert isinstance(kind[name], bool), f"{kind.name}: {name} must be true or false"
     config = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
-    for name in fields:
-        if name in ("summary", "subpackage"):
-            continue
+    for name in service_types.capability_names():
         assert config[name]["when"] is False, name
         assert config[name]["default"] == f"{{{{ capabilities.{name} }}}}", name
+
+
+def test_copier_choices_are_the_rows_of_service_types_yml() -> None:
+    """copier.yml asks for a type of service-types.yml, in its order, each labelled with its
+    summary; the default is one of them."""
+    question = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))["service_type"]
+    kinds = service_types.load().values()
+    assert question["choices"] == {f"{kind.name}: {kind.summary}": kind.name for kind in kinds}
+    assert list(question["choices"].values()) == service_types.names()
+    assert question["default"] in service_types.names()
+
+
+def test_the_reader_answers_by_capability() -> None:
+    """dev/service_types.py: what the tools ask of service-types.yml."""
+    http = service_types.having("serves_http")
+    batch = service_types.having("serves_http", False)
+    assert sorted(http + batch) == sorted(service_types.names()) and http and batch
+    assert all(service_types.get(name).serves_http for name in http)
+    assert service_types.of({}).name == service_types.default_type()
+    assert service_types.of({"service_type": batch[0]}).has("serves_http") is False
+    with pytest.raises(KeyError, match="unknown service type 'no-such-type'"):
+        service_types.get("no-such-type")
+    with pytest.raises(KeyError, match="'serves_grpc' is not a field"):
+        service_types.get(http[0]).has("serves_grpc")
+
+
+def test_ci_matrix_runs_the_slow_tests_of_every_service_type() -> None:
+    """The template's own CI splits the slow tests by PLAYBOOK_SERVICE_TYPES, one job per row
+    of service-types.yml (GitLab's matrix is static: this test keeps it in step)."""
+    matrix = gitlab_ci.load(ROOT).jobs["test:slow"].config["parallel"]["matrix"]
+    assert [kind for entry in matrix for kind in entry["PLAYBOOK_SERVICE_TYPES"]] == service_types.names()
 
 
 def test_every_exclude_pattern_names_a_template_path() -> None:
