@@ -1,6 +1,6 @@
 """How readable the template is, in figures: print them (and check limits with --check).
 
-    uv run python dev/template_metrics.py [--check]
+    uv run python -m dev.template_metrics [--check]
 
 - paths (files and folders) with Jinja in their own names, and those whose real extension hides behind the Jinja
   (`deploy.sh{% endif %}`, no `.jinja` after it): editors and linters cannot tell what such a file is;

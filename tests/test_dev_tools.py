@@ -31,7 +31,7 @@ def test_render_diff_refuses_an_unknown_ref() -> None:
 
 
 def test_template_metrics_prints_every_figure() -> None:
-    result = run([sys.executable, "dev/template_metrics.py"], cwd=ROOT)
+    result = run([sys.executable, "-m", "dev.template_metrics"], cwd=ROOT)
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == [
         "template_files",
