@@ -1,6 +1,6 @@
 """Image size and build time: the generated Dockerfile against a naive single-stage one.
 
-    uv run python -m benchmarks.image_size [--service-type microservice] [--runtime-image distroless]
+    uv run python -m benchmarks.image_size [--service-type TYPE] [--runtime-image distroless]
 
 Renders a project from the working tree, locks it, and builds with buildah (cold: no layer
 cache, uv's download cache warm after the first build) twice:
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dev import service_types
 from tests.support import containers
 from tests.support.procs import run
 from tests.support.project import GIT_ENV, ROOT, git_commit_all, render
@@ -54,7 +55,9 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--service-type", default="microservice")
+    parser.add_argument(
+        "--service-type", default=service_types.default_type(), choices=service_types.names()
+    )
     parser.add_argument("--runtime-image", default="distroless", choices=["distroless", "slim"])
     options = parser.parse_args()
 

@@ -38,6 +38,8 @@ class ServiceType:
     row: Mapping[str, Any]
 
     def __getattr__(self, field: str) -> Any:
+        if field.startswith("_") or field == "row":  # copy, pickle: no row yet
+            raise AttributeError(field)
         try:
             return self.row[field]
         except KeyError:
