@@ -39,3 +39,39 @@ def test_template_metrics_prints_every_figure() -> None:
         "jinja_line_percent",
         "max_nesting",
     ]
+
+
+def test_openapi_snapshots_splits_each_document_back_into_the_parts_it_is_merged_from() -> None:
+    """dev/openapi_snapshots.py splits the dumped documents into includes/tests/openapi/: the
+    parts the template merges must come back unchanged (the dumps themselves take minutes)."""
+    import importlib.util
+    import json
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location(
+        "openapi_snapshots", ROOT / "dev/openapi_snapshots.py"
+    )
+    assert spec and spec.loader
+    snapshots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snapshots)
+    subpackages = snapshots.http_types()
+    parts = {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in snapshots.PARTS.glob("*.json")
+    }
+    assert sorted(parts) == sorted(["service", "items", *filter(None, subpackages.values())])
+    for name, part in parts.items():
+        assert snapshots.text(part) == (snapshots.PARTS / f"{name}.json").read_text(
+            encoding="utf-8"
+        )
+    dumps = {
+        (service_type, database): snapshots.merge(
+            parts["service"], *([parts["items"]] if database else []), parts.get(subpackage, {})
+        )
+        for service_type, subpackage in subpackages.items()
+        for database in (False, True)
+    }
+    assert snapshots.split(dumps, subpackages) == parts
+    with pytest.raises(ValueError, match="changes a value"):
+        snapshots.subtract({"openapi": "3.2.0"}, {"openapi": "3.1.0"})
