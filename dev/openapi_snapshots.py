@@ -1,70 +1,159 @@
-"""Regenerate the OpenAPI contract snapshots of the HTTP service types.
+"""Regenerate the parts of the OpenAPI contract snapshot of the HTTP service types.
 
-    uv run python dev/openapi_snapshots.py [rag agent microservice]
+    uv run python -m dev.openapi_snapshots
 
-For each type it renders a project without and with a database, installs it, dumps its
-OpenAPI schema (what `make openapi` does in a generated project) and merges the two dumps
-into `template/tests/contract/{% if service_type == '<type>' %}openapi.json{% endif %}.jinja`:
-lines only the database variant has go inside `{% if use_database %}` blocks, and the
-project's name and description become Jinja expressions. Run it after changing an endpoint,
-then review the diff.
+A generated project's `tests/contract/openapi.json` is its app's OpenAPI document, as
+`make openapi` prints it. The template builds it from parts under `includes/tests/openapi/`
+(`template/tests/contract/openapi.json.jinja` merges them and fills in the project's name and
+description):
+
+- `service.json`: what every HTTP service has (health endpoints);
+- `items.json`: what `use_database` adds (the items endpoints);
+- `<subpackage>.json`: what a service type's own package adds (`rag.json`, `agent.json`).
+
+This renders every HTTP service type of service-types.yml without and with a database,
+installs each project, dumps its OpenAPI document (what `make openapi` does), splits the dumps
+into those parts, checks that the parts merge back into every dump, and writes them. Run it
+after changing an endpoint, then review the diff.
 """
 
 from __future__ import annotations
 
-import difflib
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-import copier
+from dev import service_types
+from dev.template_repo import render
 
 ROOT = Path(__file__).resolve().parents[1]
+PARTS = ROOT / "includes" / "tests" / "openapi"
 NAME, DESCRIPTION = "Snapshot Service", "SNAPSHOT DESCRIPTION PLACEHOLDER"
+Document = dict[str, Any]
 
 
-def dump(service_type: str, database: bool, workdir: Path) -> list[str]:
+def http_types() -> dict[str, str]:
+    """Each HTTP service type and its subpackage ("" when it has none)."""
+    return {kind.name: kind.subpackage for kind in service_types.load().values() if kind.serves_http}
+
+
+def dump(service_type: str, database: bool, workdir: Path) -> Document:
     project = workdir / f"{service_type}-{database}"
-    copier.run_copy(
-        str(ROOT), project, defaults=True, unsafe=False, quiet=True, vcs_ref="HEAD",
-        data={"project_name": NAME, "description": DESCRIPTION, "service_type": service_type,
-              "use_database": database},
+    render(
+        ROOT,
+        project,
+        {
+            "project_name": NAME,
+            "description": DESCRIPTION,
+            "service_type": service_type,
+            "use_database": database,
+        },
     )
     subprocess.run(["uv", "sync", "-q"], cwd=project, check=True)
     result = subprocess.run(
         ["uv", "run", "--no-sync", "python", "-m", "snapshot_service.openapi"],
-        cwd=project, check=True, capture_output=True, text=True,
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    return result.stdout.splitlines()
+    document: Document = json.loads(result.stdout)
+    assert document.pop("info") == {"title": NAME, "description": DESCRIPTION}, document
+    return document
 
 
-def merge(without: list[str], with_database: list[str]) -> str:
-    lines: list[str] = []
-    matcher = difflib.SequenceMatcher(None, without, with_database, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            lines += without[i1:i2]
-        elif op == "insert":
-            lines += ["{% if use_database %}", *with_database[j1:j2], "{% endif %}"]
+def merge(*parts: Document) -> Document:
+    """The parts in one document: objects merged key by key (what the template's
+    `combine(recursive=True)` does); a part may add but never change a value."""
+    merged: Document = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            elif key in merged and merged[key] != value:
+                raise ValueError(f"two parts give {key!r} different values")
+            else:
+                merged[key] = value
+    return merged
+
+
+def subtract(document: Document, base: Document) -> Document:
+    """What `document` adds to `base` (it must hold all of `base`, unchanged)."""
+    if missing := base.keys() - document.keys():
+        raise ValueError(f"{sorted(missing)} missing")
+    added: Document = {}
+    for key, value in document.items():
+        if key not in base:
+            added[key] = value
+        elif value == base[key]:
+            continue
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            added[key] = subtract(value, base[key])
         else:
-            raise SystemExit(f"the database variant changes lines instead of adding: {without[i1:i2]}")
-    text = "\n".join(lines) + "\n"
-    text = text.replace(f'"description": "{DESCRIPTION}"', '"description": {{ description | tojson }}')
-    return text.replace(f'"title": "{NAME}"', '"title": {{ project_name | tojson }}')
+            raise ValueError(f"{key!r} changes a value instead of adding one")
+    return added
 
 
-def main(types: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for service_type in types:
-            text = merge(dump(service_type, False, Path(tmp)), dump(service_type, True, Path(tmp)))
-            target = (
-                ROOT / "template" / "tests" / "contract"
-                / f"{{% if service_type == '{service_type}' %}}openapi.json{{% endif %}}.jinja"
+def common(documents: list[Document]) -> Document:
+    """What every document has, with the same value."""
+    first, *others = documents
+    shared: Document = {}
+    for key, value in first.items():
+        values = [other[key] for other in others if key in other]
+        if len(values) < len(others):
+            continue
+        if all(v == value for v in values):
+            shared[key] = value
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            shared[key] = common([value, *values])
+    return {key: value for key, value in shared.items() if value != {} or first[key] == {}}
+
+
+def split(
+    dumps: dict[tuple[str, bool], Document], subpackages: dict[str, str]
+) -> dict[str, Document]:
+    """The parts of the dumps (keyed by service type and use_database), each checked to merge
+    back into its dump."""
+    service = common([document for (_, database), document in dumps.items() if not database])
+    items = common(
+        [subtract(document, service) for (_, database), document in dumps.items() if database]
+    )
+    parts = {"service": service, "items": items}
+    for service_type, subpackage in subpackages.items():
+        if subpackage:
+            parts[subpackage] = subtract(dumps[service_type, False], service)
+    for (service_type, database), document in dumps.items():
+        names = ["service", *(["items"] if database else []), subpackages[service_type]]
+        if merge(*(parts[name] for name in names if name)) != document:
+            raise SystemExit(
+                f"the parts do not add up to the document of {service_type} "
+                f"(use_database={database}): an endpoint depends on two options"
             )
-            target.write_text(text, encoding="utf-8")
-            print(f"wrote {target.relative_to(ROOT)}")
+    return parts
+
+
+def text(part: Document) -> str:
+    """A part as `make openapi` prints a document."""
+    return json.dumps(part, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    subpackages = http_types()
+    with tempfile.TemporaryDirectory() as tmp:
+        dumps = {
+            (service_type, database): dump(service_type, database, Path(tmp))
+            for service_type in subpackages
+            for database in (False, True)
+        }
+    PARTS.mkdir(parents=True, exist_ok=True)
+    for name, part in split(dumps, subpackages).items():
+        target = PARTS / f"{name}.json"
+        target.write_text(text(part), encoding="utf-8")
+        print(f"wrote {target.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["rag", "agent"])
+    sys.exit(main())

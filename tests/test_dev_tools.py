@@ -53,3 +53,34 @@ def test_render_diff_answer_sets_follow_service_types_yml() -> None:
         modes = {answers["deploy_mode"] for answers in sets.values() if answers.get("service_type") == kind.name}
         assert modes == ({"direct", "gitops"} if kind.serves_http else {"direct"}), kind.name
     assert len(sets) == 1 + sum(8 if kind.serves_http else 4 for kind in service_types.load().values())
+
+
+def test_openapi_snapshots_splits_each_document_back_into_the_parts_it_is_merged_from() -> None:
+    """dev/openapi_snapshots.py splits the dumped documents into includes/tests/openapi/: the
+    parts the template merges must come back unchanged (the dumps themselves take minutes)."""
+    import json
+
+    import pytest
+
+    from dev import openapi_snapshots as snapshots
+
+    subpackages = snapshots.http_types()
+    parts = {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in snapshots.PARTS.glob("*.json")
+    }
+    assert sorted(parts) == sorted(["service", "items", *filter(None, subpackages.values())])
+    for name, part in parts.items():
+        assert snapshots.text(part) == (snapshots.PARTS / f"{name}.json").read_text(
+            encoding="utf-8"
+        )
+    dumps = {
+        (service_type, database): snapshots.merge(
+            parts["service"], *([parts["items"]] if database else []), parts.get(subpackage, {})
+        )
+        for service_type, subpackage in subpackages.items()
+        for database in (False, True)
+    }
+    assert snapshots.split(dumps, subpackages) == parts
+    with pytest.raises(ValueError, match="changes a value"):
+        snapshots.subtract({"openapi": "3.2.0"}, {"openapi": "3.1.0"})
