@@ -82,8 +82,9 @@ def measure() -> dict[str, float | int]:
         by_output[rendered_name(path)].append(path)
     lines = jinja_lines = deepest = 0
     fragments = sorted(p for p in FRAGMENTS.rglob("*") if p.is_file()) if FRAGMENTS.is_dir() else []
+    # a template file without `.jinja` is copied as it is; a fragment is always rendered
     for path in [*template_files(), *fragments]:
-        if path.suffix != ".jinja":
+        if path.suffix != ".jinja" and path not in fragments:
             continue
         text = path.read_text(encoding="utf-8")
         lines += len(text.splitlines())
