@@ -42,10 +42,10 @@ show_help() {
 
 # show_workload_help LIBRARY: the --help text of a deploy script whose work depends on the
 # workload: the comment block of LIBRARY (lib/http.sh or lib/batch.sh) that starts with
-# "# Usage: scripts-ci/deploy/<the script>".
+# "# Usage: scripts-ci/deploy/<the script> ".
 show_workload_help() {
-  awk -v start="# Usage: scripts-ci/$(basename "$(dirname "$0")")/$SCRIPT_NAME.sh " '
-    index($0, start) == 1 { found = 1 }
+  awk -v script="/$SCRIPT_NAME.sh " '
+    index($0, "# Usage: scripts-ci/") == 1 && index($0, script) { found = 1 }
     found && /^#/ { sub(/^# ?/, ""); print; next }
     found { exit }' "$1"
 }
