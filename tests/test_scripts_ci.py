@@ -6,8 +6,9 @@
 - notify-oncall against a local webhook receiver;
 - deploy, canary and rollback against a recording `kubectl` (no cluster can run here),
   with manifests rendered by the real Kustomize and validated offline;
-- the batch (data-pipeline) variants: CronJob deploys and the Jobs run from them against the
-  same recording `kubectl`, and the pipeline freshness check against a real Prometheus.
+- the batch variants (a service type that does not serve HTTP): CronJob deploys and the Jobs
+  run from them against the same recording `kubectl`, and the pipeline freshness check
+  against a real Prometheus.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 import pytest
 import yaml
 
+from dev.docgen import capabilities
+
 from .conftest import Render
 from .support.fake_kubectl import FakeKubectl
 from .support.postgres import Postgres
@@ -40,7 +43,6 @@ from .support.service import api_token, running_service
 
 Bootstrapped = Callable[..., Path]
 HERE = Path(__file__).parent
-DEPLOY_FIXTURE = HERE / "fixtures" / "deploy"
 VENV_BIN = Path(sys.executable).parent
 
 SCRIPTS = [
@@ -56,7 +58,7 @@ SCRIPTS = [
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
 ]
-# What a batch (data-pipeline, serves_http false) gets instead: no HTTP test nor golden signals.
+# What a batch (serves_http false) gets instead: no HTTP test nor golden signals.
 BATCH_SCRIPTS = [
     "deploy/deploy-to-staging.sh",
     "deploy/canary-deploy.sh",
@@ -69,8 +71,17 @@ BATCH_SCRIPTS = [
 ]
 
 
+# The deploy scripts every service has: one file each, whose steps are in lib/http.sh or lib/batch.sh.
+DEPLOY_SCRIPTS = ["deploy/deploy-to-staging.sh", "deploy/canary-deploy.sh", "deploy/rollback-deployment.sh"]
+SERVES_HTTP = {kind: bool(row["serves_http"]) for kind, row in capabilities.service_types(HERE.parent).items()}
+# The service type the batch tests render: the first one that does not serve HTTP.
+BATCH_TYPE = next(kind for kind, serves_http in SERVES_HTTP.items() if not serves_http)
+
+
 def scripts_of(service_type: str) -> list[str]:
-    return BATCH_SCRIPTS if service_type == "data-pipeline" else SCRIPTS
+    return SCRIPTS if SERVES_HTTP[service_type] else BATCH_SCRIPTS
+
+
 # Variables a developer's shell or a CI runner (GitLab's CI_*) may carry that would change
 # what the scripts do: blanked for every run (the scripts treat empty as unset).
 SCRIPT_VARIABLES = {
@@ -109,9 +120,9 @@ def rendered(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def batch(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rendered data-pipeline (defaults): the batch variants of the scripts."""
+    """A rendered batch (a type that does not serve HTTP, defaults): the batch variants of the scripts."""
     return render(copier_template, tmp_path_factory.mktemp("batch") / "project",
-                  {"service_type": "data-pipeline"})
+                  {"service_type": BATCH_TYPE})
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +171,10 @@ def test_scripts_are_shellcheck_clean_and_executable(render_project: Render, ser
     for name in names:
         assert os.access(project / "scripts-ci" / name, os.X_OK), f"{name} is not executable"
     # Only one variant of each script, and none of the other kind's.
-    other = set(SCRIPTS if service_type == "data-pipeline" else BATCH_SCRIPTS) - set(names)
+    other = set(BATCH_SCRIPTS if SERVES_HTTP[service_type] else SCRIPTS) - set(names)
     assert not [name for name in other if (project / "scripts-ci" / name).exists()]
-    assert (project / "scripts-ci" / "lib" / "http.sh").exists() == (service_type != "data-pipeline")
-    assert (project / "scripts-ci" / "lib" / "batch.sh").exists() == (service_type == "data-pipeline")
+    assert (project / "scripts-ci" / "lib" / "http.sh").exists() == SERVES_HTTP[service_type]
+    assert (project / "scripts-ci" / "lib" / "batch.sh").exists() == (not SERVES_HTTP[service_type])
 
 
 @pytest.mark.parametrize("kind", ["http", "batch"])
@@ -179,9 +190,20 @@ def test_every_script_has_help_and_a_readme_section(rendered: Path, batch: Path,
             assert part in help_text, f"{name} --help lacks {part!r}"
         assert f"\n## {name}\n" in readme, f"README.md has no section for {name}"
         assert f"`{name}" in readme, f"README.md's table does not list {name}"
+    for name in DEPLOY_SCRIPTS:  # the help of the workload's step, from its library
+        help_text = script(project, name, "--help").stdout
+        assert ("CronJob" in help_text) == (kind == "batch"), f"{name} --help: {help_text[:300]}"
     mentioned = set(re.findall(r"`((?:deploy|test|monitoring|db|alerts)/[a-z-]+\.sh)", readme))
     extra = mentioned - set(names) - ({"deploy/gitops-promote.sh"} if kind == "http" else set())
     assert not extra, f"README.md describes scripts this service lacks: {extra}"
+
+
+def test_the_deploy_scripts_are_one_file_for_every_workload(rendered: Path, batch: Path) -> None:
+    """The same entry script in both; the workload's library (WORKLOAD in lib/project.sh) differs."""
+    for name in DEPLOY_SCRIPTS:
+        assert (rendered / "scripts-ci" / name).read_bytes() == (batch / "scripts-ci" / name).read_bytes(), name
+    for project, workload in ((rendered, "http"), (batch, "batch")):
+        assert f'\nWORKLOAD="{workload}"\n' in (project / "scripts-ci" / "lib" / "project.sh").read_text()
 
 
 @pytest.mark.parametrize(
@@ -922,11 +944,9 @@ class Cluster:
 
 @pytest.fixture
 def cluster(rendered: Path, tmp_path: Path) -> Cluster:
-    """An empty fake cluster and a copy of the manifests (the project's own deploy/ when it
-    has one, else the test fixture that follows the same contract)."""
-    source = rendered / "deploy" if (rendered / "deploy").is_dir() else DEPLOY_FIXTURE
+    """An empty fake cluster and a copy of the project's manifests (deploy/)."""
     deploy = tmp_path / "deploy"
-    shutil.copytree(source, deploy)
+    shutil.copytree(rendered / "deploy", deploy)
     kubectl = FakeKubectl(tmp_path / "kube")
     return Cluster(rendered, kubectl, {**kubectl.env, "DEPLOY_DIR": str(deploy)})
 
@@ -1188,7 +1208,7 @@ def test_applied_manifests_render_and_validate(cluster: Cluster) -> None:
                 assert {"my-service", "my-service-canary"} <= set(refs)
 
 
-# ----------------------------------------------------------------- Kubernetes: the batch (data-pipeline)
+# ----------------------------------------------------------------- Kubernetes: the batch (serves_http false)
 
 V3 = "registry.example.com/acme/my-service:3333333"
 STAGING = "my-service-staging"

@@ -1,6 +1,11 @@
 # shellcheck shell=bash
 # Batch helpers of the deploy scripts: the CronJobs of deploy/ and the Jobs run from them.
-# Sourced after common.sh and k8s.sh. A Job is always created from a live CronJob, so it
+# Sourced after common.sh and k8s.sh. deploy/ has the CronJob <service> (staging and
+# production overlays) and the suspended CronJob <service>-canary (canary overlay, which must
+# not contain the stable CronJob). The deploy scripts' own steps are at the end, each after
+# its --help text: canary_deploy, deploy_to_staging, rollback_deployment.
+#
+# A Job is always created from a live CronJob, so it
 # runs exactly what the cluster would run at the next schedule:
 #   kubectl create job NAME --from=cronjob/CRON --dry-run=client -o json   (read the template)
 #   | jq (PIPELINE_SHARE on container app, args = the command, label scripts-ci/run)
@@ -10,7 +15,7 @@
 # tag), so a retried CI job finds the Job of its first attempt and replaces it once finished.
 
 STABLE_CRONJOB=$SERVICE_NAME
-# shellcheck disable=SC2034 # the canary step's template, used by canary-deploy.sh
+# The canary step's template (suspended: never scheduled), run by canary_deploy.
 CANARY_CRONJOB=$SERVICE_NAME-canary
 # The stable CronJob remembers the image it ran before the last deploy here.
 PREVIOUS_IMAGE_ANNOTATION=scripts-ci/previous-image
@@ -246,4 +251,244 @@ run_job() {
   show_job_logs "$namespace" "$name"
   show_job_trouble "$namespace" "$name"
   return 1
+}
+
+# ----------------------------------------------------------------- deploy/canary-deploy.sh
+
+# Usage: scripts-ci/deploy/canary-deploy.sh --percent N [--image IMAGE] [--dry-run]
+#
+# One step of the progressive production rollout of the batch (the playbook's 5 -> 25 ->
+# 50 -> 100), where N% is the share of the production data the new version runs on.
+#   N < 100   applies deploy/overlays/canary with IMAGE (the suspended CronJob
+#             <service>-canary: never scheduled, only the template of the canary Jobs),
+#             then runs one Job from it with PIPELINE_SHARE=N/100 and waits for it. The run
+#             prepares, trains, evaluates and checks on that share; below 100% it registers
+#             nothing. The stable CronJob <service> is not touched.
+#   N = 100   promotes: remembers the stable CronJob's current image (for rollback), applies
+#             deploy/overlays/production with IMAGE (the CronJob <service> now runs it on its
+#             schedule), then runs one full Job from it now (PIPELINE_SHARE=1), which
+#             registers the model when tracking is on.
+# The Job's logs are printed. A failed or timed-out Job fails the step and rolls back on its
+# own (rollback-deployment.sh --immediate; AUTO_ROLLBACK=false turns that off).
+#
+# Options:
+#   --percent N     share of the production data for the new version, 1-100 (required)
+#   --image IMAGE   image to deploy (default $CI_REGISTRY_IMAGE@$IMAGE_DIGEST when IMAGE_DIGEST
+#                   is set, else IMAGE, else $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA); in GitLab CI
+#                   (GITLAB_CI=true) it must be a digest, name@sha256:...
+#   --dry-run       render and show every change (kubectl diff, the Job) without applying
+#                   anything; reads the cluster
+#   -h, --help      show this help
+#
+# Environment (defaults in brackets):
+#   IMAGE_DIGEST           sha256:... of the image build-image pushed (its dotenv report)
+#   IMAGE                  image reference with a tag or digest (outside CI)
+#   K8S_NAMESPACE          [<service>-production]
+#   KUBE_CONTEXT           kubectl context to use [the current one]
+#   JOB_TIMEOUT            how long to wait for the run [3600s]
+#   AUTO_ROLLBACK          roll back when the run fails [true]
+#   JOB_POLL_SECONDS [10]  JOB_CONTAINER [app]  DEPLOY_DIR [deploy/]  KUSTOMIZE_IMAGE_NAME [<service>]
+#
+# Exit codes: 0 the step's run succeeded; 1 kubectl failed, or the run failed or did not
+# finish in time (rolled back unless AUTO_ROLLBACK=false); 2 usage or configuration error
+# (no image or, in GitLab CI, no digest; manifests that do not match what the script expects); 3 kubectl or jq missing.
+#
+# Example: scripts-ci/deploy/canary-deploy.sh --percent 5
+
+# canary_deploy NAMESPACE IMAGE PERCENT: the step, once canary-deploy.sh checked its options.
+canary_deploy() {
+  local namespace=$1 image=$2 percent=$3 timeout_seconds share rendered stable_image
+  timeout_seconds=$(duration_seconds "$JOB_TIMEOUT")
+  share=$(share_of_percent "$percent")
+  rendered=$(mktemp)
+  cleanup_later "$rendered"
+  if ((percent < 100)); then
+    info "canary step: $image runs on $percent% of the production data (namespace $namespace)$(dry_run_note)"
+    stable_image=$(cronjob_image "$namespace" "$STABLE_CRONJOB")
+    info "stable CronJob $STABLE_CRONJOB runs ${stable_image:-nothing yet (first release)}; it stays as it is"
+    render_overlay canary "$namespace" "$image" "$rendered"
+    require_object "$rendered" "CronJob/$CANARY_CRONJOB" "deploy/overlays/canary"
+    forbid_object "$rendered" "CronJob/$STABLE_CRONJOB" "deploy/overlays/canary (it would replace stable's image with the canary's)"
+    require_suspended "$rendered" "$CANARY_CRONJOB" "deploy/overlays/canary"
+    if [[ "$DRY_RUN" == true ]]; then
+      show_diff "$namespace" "$rendered"
+    fi
+    kube_change apply --namespace "$namespace" -f "$rendered"
+    run_job "$CANARY_CRONJOB" "$namespace" step "$share" "$timeout_seconds" "$image" ||
+      fail_step "$image" "the canary run of $image on $percent% of the data failed (logs above)"
+    info "canary at $percent%: the run on PIPELINE_SHARE=$share passed"
+  else
+    info "promotion: $image becomes the stable CronJob and runs on all the production data (namespace $namespace)$(dry_run_note)"
+    render_overlay production "$namespace" "$image" "$rendered"
+    require_object "$rendered" "CronJob/$STABLE_CRONJOB" "deploy/overlays/production"
+    if [[ "$DRY_RUN" == true ]]; then
+      show_diff "$namespace" "$rendered"
+    fi
+    remember_previous_cronjob_image "$namespace" "$image"
+    kube_change apply --namespace "$namespace" -f "$rendered"
+    run_job "$STABLE_CRONJOB" "$namespace" release "$share" "$timeout_seconds" "$image" ||
+      fail_step "$image" "the full production run of $image failed (logs above)"
+    info "promoted: CronJob $STABLE_CRONJOB runs $image, and its first full run passed"
+  fi
+}
+
+# ----------------------------------------------------------------- deploy/deploy-to-staging.sh
+
+# Usage: scripts-ci/deploy/deploy-to-staging.sh [--image IMAGE] [--dry-run]
+#
+# Deploys IMAGE to staging and runs the pipeline once there: renders deploy/overlays/staging
+# with the image and the staging namespace (kubectl kustomize), applies it (the CronJob
+# <service>, which staging's configuration runs on a PIPELINE_SHARE=0.05 sample), then runs
+# one Job from that CronJob now and waits for it. Staging passes when that sample run passes
+# its checks; the Job's logs are printed either way. The image the CronJob ran before is
+# remembered on it (annotation scripts-ci/previous-image), so rollback-deployment.sh --env
+# staging can go back to it.
+#
+# Options:
+#   --image IMAGE   image to deploy (default $CI_REGISTRY_IMAGE@$IMAGE_DIGEST when IMAGE_DIGEST
+#                   is set, else IMAGE, else $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA); in GitLab CI
+#                   (GITLAB_CI=true) it must be a digest, name@sha256:...
+#   --dry-run       render and show the changes (kubectl diff, the Job) without applying anything
+#   -h, --help      show this help
+#
+# Environment (defaults in brackets):
+#   IMAGE_DIGEST           sha256:... of the image build-image pushed (its dotenv report)
+#   IMAGE                  image reference with a tag or digest (outside CI)
+#   K8S_NAMESPACE          [<service>-staging]
+#   KUBE_CONTEXT           kubectl context to use [the current one]
+#   JOB_TIMEOUT            how long to wait for the staging run [3600s]
+#   JOB_POLL_SECONDS [10]  JOB_CONTAINER [app]
+#   DEPLOY_DIR             [deploy/]    KUSTOMIZE_IMAGE_NAME  image name in deploy/ [<service>]
+#
+# Exit codes: 0 deployed and the staging run succeeded; 1 kubectl failed, or the run failed
+# or did not finish in time (logs, pods and events are printed); 2 usage or configuration
+# error (no image or, in GitLab CI, no digest, no overlay, manifests that do not match what the script expects);
+# 3 kubectl or jq missing.
+#
+# Example: IMAGE=registry.example.com/acme/my-service:3f2c1a9 scripts-ci/deploy/deploy-to-staging.sh
+
+# deploy_to_staging NAMESPACE IMAGE: the deploy, once deploy-to-staging.sh checked its options.
+deploy_to_staging() {
+  local namespace=$1 image=$2 timeout_seconds rendered
+  timeout_seconds=$(duration_seconds "$JOB_TIMEOUT")
+
+  info "deploying $image to staging (namespace $namespace)$(dry_run_note)"
+  rendered=$(mktemp)
+  cleanup_later "$rendered"
+  render_overlay staging "$namespace" "$image" "$rendered"
+  require_object "$rendered" "CronJob/$STABLE_CRONJOB" "deploy/overlays/staging"
+
+  if [[ "$DRY_RUN" == true ]]; then
+    show_diff "$namespace" "$rendered"
+  fi
+  remember_previous_cronjob_image "$namespace" "$image"
+  kube_change apply --namespace "$namespace" -f "$rendered"
+  if ! run_job "$STABLE_CRONJOB" "$namespace" staging "" "$timeout_seconds" "$image"; then
+    die "$EXIT_FAILED" "the staging run of $image failed (logs above); to go back: scripts-ci/deploy/rollback-deployment.sh --env staging --immediate"
+  fi
+  info "staging runs $image: the sample run passed"
+}
+
+# ----------------------------------------------------------------- deploy/rollback-deployment.sh
+
+# Usage: scripts-ci/deploy/rollback-deployment.sh [--immediate] [--env ENV] [--image FAILED] [--dry-run]
+#
+# Puts the previous version of the batch back. Safe to run more than once: each step first
+# looks at what the cluster runs and does only what is still needed.
+#   1. runs: running Jobs whose pods are labelled track=canary are deleted (after waiting up to
+#      DRAIN_SECONDS for them to finish, unless --immediate), and so are running Jobs of the
+#      failed image; finished Jobs stay, with their logs, until their TTL.
+#   2. stable: if the last deploy promoted a new image, the CronJob <service> goes back to
+#      the image it ran before (annotation scripts-ci/previous-image, written by the deploy
+#      scripts); its next scheduled run uses it. A second run does not flip back to the
+#      failed version.
+# With --image (in a pipeline $CI_REGISTRY_IMAGE@$IMAGE_DIGEST; else IMAGE or
+# $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA), the CronJob is
+# only rolled back when it runs that failed image; a canary that never got promoted leaves
+# stable alone. The model registry's alias is rolled back separately:
+# scripts-ci/deploy/run-batch-job.sh --env production -- rollback
+#
+# Options:
+#   --immediate     delete running canary Jobs at once instead of letting them finish
+#   --env ENV       production (default) or staging
+#   --image FAILED  the image that failed (default $CI_REGISTRY_IMAGE@$IMAGE_DIGEST when
+#                   IMAGE_DIGEST is set, else IMAGE, else $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA);
+#                   in GitLab CI it must be a digest: without one, traffic and canary are
+#                   rolled back, stable is left alone and the script exits 2
+#   --dry-run       show every change without making it; reads the cluster
+#   -h, --help      show this help
+#
+# Environment (defaults in brackets):
+#   K8S_NAMESPACE [<service>-<env>]  KUBE_CONTEXT [current]  DRAIN_SECONDS [30]
+#   JOB_POLL_SECONDS [10]            JOB_CONTAINER [app]
+#
+# Exit codes: 0 rolled back (or nothing left to undo); 1 kubectl failed; 2 usage error,
+# or no failed digest in GitLab CI (stable left alone); 3 kubectl or jq missing.
+#
+# Example: scripts-ci/deploy/rollback-deployment.sh --immediate
+
+# running_jobs NAMESPACE FAILED_IMAGE: names of this service's unfinished Jobs that are canary
+# runs or run the failed image, one a line.
+running_jobs() {
+  local json
+  json=$(kube get jobs --namespace "$1" -o json) ||
+    die "$EXIT_FAILED" "cannot list the Jobs in $1 (see the error above): is the cluster reachable?"
+  jq -r --arg failed "$2" --arg app "$SERVICE_NAME" '.items[]
+    | (.spec.template.metadata.labels // {}) as $pod
+    | select($pod["app.kubernetes.io/name"] == $app)
+    | select([.status.conditions[]? | select(.status == "True") | .type]
+        | (index("Complete") or index("Failed")) | not)
+    | select($pod.track == "canary"
+        or ($failed != "" and any(.spec.template.spec.containers[]; .image == $failed)))
+    | .metadata.name' <<<"$json"
+}
+
+# rollback_deployment ENV FAILED_IMAGE FAILED_UNKNOWN IMMEDIATE DRAIN_SECONDS: the rollback,
+# once rollback-deployment.sh checked its options (FAILED_UNKNOWN, IMMEDIATE: true or false).
+rollback_deployment() {
+  local env_name=$1 failed_image=$2 failed_unknown=$3 immediate=$4 drain=$5
+  local namespace jobs job deadline current previous
+  [[ "$JOB_POLL_SECONDS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$EXIT_USAGE" "JOB_POLL_SECONDS must be a number of seconds, got '$JOB_POLL_SECONDS'"
+  require_k8s_tools
+  namespace=$(k8s_namespace "$env_name")
+  info "rolling back $SERVICE_NAME in $env_name (namespace $namespace)${failed_image:+, failed image $failed_image}$(dry_run_note)"
+
+  # 1. Runs of the failed version stop.
+  jobs=$(running_jobs "$namespace" "$failed_image")
+  if [[ -z "$jobs" ]]; then
+    info "no canary Job and no Job of the failed image is running in $namespace"
+  else
+    if [[ "$immediate" != true && "$drain" -gt 0 && "$DRY_RUN" != true ]]; then
+      info "letting running Jobs finish (up to ${drain}s; --immediate skips this): $(paste -sd ' ' - <<<"$jobs")"
+      deadline=$((SECONDS + drain))
+      while [[ -n "$jobs" ]] && ((SECONDS < deadline)); do
+        sleep "$JOB_POLL_SECONDS"
+        jobs=$(running_jobs "$namespace" "$failed_image")
+      done
+    fi
+    while read -r job; do
+      [[ -z "$job" ]] || kube_change delete job "$job" --namespace "$namespace" --ignore-not-found --cascade=foreground --wait=true
+    done <<<"$jobs"
+  fi
+
+  # 2. The stable CronJob back to its previous image, if the failed release reached it.
+  current=$(cronjob_image "$namespace" "$STABLE_CRONJOB")
+  previous=$(cronjob_field "$namespace" "$STABLE_CRONJOB" ".metadata.annotations[\"$PREVIOUS_IMAGE_ANNOTATION\"]")
+  if [[ "$failed_unknown" == true ]]; then
+    error "stable runs $current and stays as it is: without the failed digest this job cannot tell whether that is the failed release (see above)"
+  elif [[ -z "$current" ]]; then
+    warn "no CronJob $STABLE_CRONJOB in $namespace: nothing to roll back on stable"
+  elif [[ -z "$previous" ]]; then
+    info "stable runs $current and no previous version is recorded: stable stays as it is"
+  elif [[ "$previous" == "$current" ]]; then
+    info "stable already runs the previous version $current: nothing to undo"
+  elif [[ -n "$failed_image" && "$current" != "$failed_image" ]]; then
+    info "stable runs $current, not the failed $failed_image: stable stays as it is"
+  else
+    info "stable: $current -> $previous"
+    kube_change set image "cronjob/$STABLE_CRONJOB" --namespace "$namespace" "$JOB_CONTAINER=$previous"
+    kube_change annotate cronjob "$STABLE_CRONJOB" --namespace "$namespace" --overwrite \
+      "scripts-ci/rolled-back-from=$current"
+  fi
+  info "rollback done: the CronJob $STABLE_CRONJOB runs $(cronjob_image "$namespace" "$STABLE_CRONJOB" || true)"
 }

@@ -40,6 +40,16 @@ show_help() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
 
+# show_workload_help LIBRARY: the --help text of a deploy script whose work depends on the
+# workload: the comment block of LIBRARY (lib/http.sh or lib/batch.sh) that starts with
+# "# Usage: scripts-ci/deploy/<the script> ".
+show_workload_help() {
+  awk -v script="/$SCRIPT_NAME.sh " '
+    index($0, "# Usage: scripts-ci/") == 1 && index($0, script) { found = 1 }
+    found && /^#/ { sub(/^# ?/, ""); print; next }
+    found { exit }' "$1"
+}
+
 # usage_error MESSAGE: a wrong argument; points to --help.
 usage_error() {
   die "$EXIT_USAGE" "$* (see $0 --help)"

@@ -2,34 +2,16 @@
 # Kubernetes helpers of the deploy scripts (kubectl with its built-in Kustomize, and jq).
 # Sourced after common.sh. What the scripts expect from deploy/ is in scripts-ci/README.md
 # ("What the deploy scripts expect from deploy/"):
-{% if serves_http %}
-#   - overlays deploy/overlays/{staging,production,canary} (Kustomize);
-#   - the stable Deployment <service> (in the staging and production overlays) and the
-#     canary Deployment <service>-canary (in the canary overlay, which holds only canary
-#     objects: it must not contain the stable Deployment);
-#   - an HTTPRoute <service> whose rules send traffic to the Services <service> and
-#     <service>-canary through weighted backendRefs;
+#   - overlays deploy/overlays/{staging,production,canary} (Kustomize); the canary overlay
+#     holds only canary objects;
 #   - the container image written as <service> (a Kustomize image name); the scripts
 #     replace it with IMAGE when they render.
-{% else %}
-#   - overlays deploy/overlays/{staging,production,canary} (Kustomize);
-#   - the CronJob <service> (staging and production overlays) and the suspended CronJob
-#     <service>-canary (canary overlay, which must not contain the stable CronJob);
-#   - the container image written as <service> (a Kustomize image name); the scripts
-#     replace it with IMAGE when they render.
-# The batch helpers (CronJobs and the Jobs run from them) are in lib/batch.sh.
-{% endif %}
+# The objects of the workload, and what the deploy scripts do with them, are in the
+# workload's library, lib/$WORKLOAD.sh: lib/http.sh (the Deployments and the HTTPRoute) or
+# lib/batch.sh (the CronJobs and the Jobs run from them).
 
 DEPLOY_DIR=${DEPLOY_DIR:-$REPO_ROOT/deploy}
 KUSTOMIZE_IMAGE_NAME=${KUSTOMIZE_IMAGE_NAME:-$SERVICE_NAME}
-{% if serves_http %}
-ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-300s}
-STABLE_DEPLOYMENT=$SERVICE_NAME
-CANARY_DEPLOYMENT=$SERVICE_NAME-canary
-HTTPROUTE_NAME=${HTTPROUTE_NAME:-$SERVICE_NAME}
-# The stable Deployment remembers the image it ran before the last deploy here.
-PREVIOUS_IMAGE_ANNOTATION=scripts-ci/previous-image
-{% endif %}
 
 # kubectl, with --context when KUBE_CONTEXT is set.
 KUBECTL=(kubectl)
@@ -216,91 +198,14 @@ show_diff() {
     *) warn "dry-run: kubectl diff failed (exit $status): is the cluster reachable?" ;;
   esac
 }
-{% if serves_http %}
 
-# deployment_json NAMESPACE NAME: the Deployment as JSON, or nothing when it does not exist.
-deployment_json() {
-  kube get deployment "$2" --namespace "$1" --ignore-not-found -o json
-}
-
-# deployment_field NAMESPACE NAME JQ_FILTER: one field of a Deployment (empty when absent).
-deployment_field() {
-  local json
-  json=$(deployment_json "$1" "$2") || die "$EXIT_FAILED" "cannot read Deployment $2 in namespace $1 (see the error above)"
-  [[ -z "$json" ]] || jq -r "$3 // empty" <<<"$json"
-}
-
-deployment_image() {
-  deployment_field "$1" "$2" '.spec.template.spec.containers[0].image'
-}
-
-# remember_previous_image NAMESPACE NEW_IMAGE: before a deploy, note on the stable
-# Deployment what it runs now, so rollback-deployment.sh knows where to go back to.
-remember_previous_image() {
-  local namespace=$1 image=$2 current
-  current=$(deployment_image "$namespace" "$STABLE_DEPLOYMENT")
-  if [[ -z "$current" ]]; then
-    info "first deploy of $STABLE_DEPLOYMENT in $namespace: no previous version to remember"
-  elif [[ "$current" == "$image" ]]; then
-    info "$STABLE_DEPLOYMENT already runs $image: the remembered previous version stays"
-  else
-    kube_change annotate deployment "$STABLE_DEPLOYMENT" --namespace "$namespace" --overwrite \
-      "$PREVIOUS_IMAGE_ANNOTATION=$current"
+# fail_step IMAGE MESSAGE: a step of canary-deploy.sh failed; roll back (unless
+# AUTO_ROLLBACK=false) and exit 1.
+fail_step() {
+  error "$2"
+  if [[ "${AUTO_ROLLBACK:-true}" == true ]]; then
+    warn "rolling back automatically (AUTO_ROLLBACK=true)"
+    "$SCRIPTS_CI_DIR/deploy/rollback-deployment.sh" --immediate --image "$1" || error "the automatic rollback failed too: act by hand (see scripts-ci/README.md)"
   fi
+  exit "$EXIT_FAILED"
 }
-
-# wait_rollout NAMESPACE DEPLOYMENT: wait until the rollout is complete; on failure show
-# the pods and recent events, and return 1.
-wait_rollout() {
-  local namespace=$1 deployment=$2
-  if [[ "$DRY_RUN" == true ]]; then
-    info "dry-run, would wait for the rollout of deployment/$deployment"
-    return 0
-  fi
-  info "waiting for deployment/$deployment in $namespace (timeout $ROLLOUT_TIMEOUT)"
-  if kube rollout status "deployment/$deployment" --namespace "$namespace" --timeout "$ROLLOUT_TIMEOUT" >&2; then
-    return 0
-  fi
-  error "deployment/$deployment did not become ready within $ROLLOUT_TIMEOUT; its pods and recent events:"
-  kube get pods --namespace "$namespace" -l "app.kubernetes.io/name=$SERVICE_NAME" -o wide >&2 || true
-  kube get events --namespace "$namespace" --sort-by=.lastTimestamp 2>&1 | tail -n 20 >&2 || true
-  return 1
-}
-
-# set_canary_weight NAMESPACE PERCENT: HTTPRoute weights stable 100-PERCENT, canary PERCENT
-# in every rule. The patch carries the route's resourceVersion, so it cannot overwrite a
-# change made meanwhile. Does nothing when the weights are already right.
-set_canary_weight() {
-  local namespace=$1 percent=$2 route patch
-  route=$(kube get httproute "$HTTPROUTE_NAME" --namespace "$namespace" --ignore-not-found -o json) ||
-    die "$EXIT_FAILED" "cannot read HTTPRoute $HTTPROUTE_NAME in $namespace (see the error above)"
-  if [[ -z "$route" ]]; then
-    if [[ "$DRY_RUN" == true ]]; then
-      info "dry-run, would set traffic to stable $((100 - percent))% / canary $percent% once HTTPRoute $HTTPROUTE_NAME exists"
-      return 0
-    fi
-    die "$EXIT_FAILED" "no HTTPRoute $HTTPROUTE_NAME in $namespace: deploy the production overlay first (canary-deploy.sh --percent 100 on the first release) or set HTTPROUTE_NAME"
-  fi
-  if ! jq -e --arg stable "$STABLE_DEPLOYMENT" --arg canary "$CANARY_DEPLOYMENT" '
-      (.spec.rules | length > 0) and all(.spec.rules[];
-        any(.backendRefs[]?; .name == $stable) and any(.backendRefs[]?; .name == $canary))' \
-    <<<"$route" >/dev/null; then
-    die "$EXIT_USAGE" "every rule of HTTPRoute $HTTPROUTE_NAME needs backendRefs to both Services $STABLE_DEPLOYMENT and $CANARY_DEPLOYMENT"
-  fi
-  if jq -e --arg stable "$STABLE_DEPLOYMENT" --arg canary "$CANARY_DEPLOYMENT" --argjson percent "$percent" '
-      all(.spec.rules[].backendRefs[] | select(.name == $stable or .name == $canary);
-        (.weight // 1) == (if .name == $canary then $percent else 100 - $percent end))' \
-    <<<"$route" >/dev/null; then
-    info "traffic already at stable $((100 - percent))% / canary $percent%"
-    return 0
-  fi
-  patch=$(jq -c --arg stable "$STABLE_DEPLOYMENT" --arg canary "$CANARY_DEPLOYMENT" --argjson percent "$percent" '
-    {metadata: {resourceVersion: .metadata.resourceVersion},
-     spec: {rules: [.spec.rules[] | .backendRefs |= map(
-       if .name == $canary then .weight = $percent
-       elif .name == $stable then .weight = 100 - $percent
-       else . end)]}}' <<<"$route")
-  kube_change patch httproute "$HTTPROUTE_NAME" --namespace "$namespace" --type merge -p "$patch"
-  info "traffic: stable $((100 - percent))% / canary $percent% (HTTPRoute $HTTPROUTE_NAME)"
-}
-{% endif %}
