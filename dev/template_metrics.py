@@ -6,7 +6,8 @@
   (`deploy.sh{% endif %}`, no `.jinja` after it): editors and linters cannot tell what such a file is;
 - twins: template files that can render the same path (`{% if x %}a{% endif %}` and
   `{% if not x %}a{% endif %}`), each a change made twice;
-- the share of template lines that carry Jinja, and the deepest `{% if %}`/`{% for %}` nesting
+- the share of template lines that carry Jinja, and of those that carry a tag (`{% if %}`, an
+  include: what is not a plain `{{ value }}` substitution), and the deepest `{% if %}`/`{% for %}` nesting
   of a template file.
 
 `--check` exits 1 when a figure passes the limits the capabilities redesign set: at most 12
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template"
 FRAGMENTS = ROOT / "includes"  # shared fragments the template files include: their lines count too
 JINJA = re.compile(r"\{\{|\{%|\{#")
+LOGIC = re.compile(r"\{%|\{#")  # a tag or comment: what is not a plain `{{ value }}`
 TAG = re.compile(r"\{%-?\s*(\w+)")
 CONDITION = re.compile(r"\{%-?\s*if\s.*?%\}(.*?)\{%-?\s*endif\s*-?%\}")
 LIMITS = {
@@ -80,7 +82,7 @@ def measure() -> dict[str, float | int]:
     by_output: dict[str, list[str]] = defaultdict(list)
     for path in paths:
         by_output[rendered_name(path)].append(path)
-    lines = jinja_lines = deepest = 0
+    lines = jinja_lines = logic_lines = deepest = 0
     fragments = sorted(p for p in FRAGMENTS.rglob("*") if p.is_file()) if FRAGMENTS.is_dir() else []
     # a template file without `.jinja` is copied as it is; a fragment is always rendered
     for path in [*template_files(), *fragments]:
@@ -89,6 +91,7 @@ def measure() -> dict[str, float | int]:
         text = path.read_text(encoding="utf-8")
         lines += len(text.splitlines())
         jinja_lines += sum(1 for line in text.splitlines() if JINJA.search(line))
+        logic_lines += sum(1 for line in text.splitlines() if LOGIC.search(line))
         deepest = max(deepest, nesting(text))
     for path in template_files():
         if path.suffix != ".jinja":
@@ -101,6 +104,7 @@ def measure() -> dict[str, float | int]:
         "twins": sum(len(group) for group in by_output.values() if len(group) > 1),
         "template_lines": lines,
         "jinja_line_percent": round(100 * jinja_lines / max(lines, 1), 1),
+        "logic_line_percent": round(100 * logic_lines / max(lines, 1), 1),
         "max_nesting": deepest,
     }
 

@@ -41,8 +41,21 @@ def test_template_metrics_prints_every_figure() -> None:
         "twins",
         "template_lines",
         "jinja_line_percent",
+        "logic_line_percent",
         "max_nesting",
     ]
+
+
+def test_the_template_tree_keeps_its_readability_limits() -> None:
+    """Real names, one file per rendered path, nesting at most 2. The share of lines with
+    Jinja is held where it is (6.3%): the 5% goal of issue 13 is not met, and this keeps it
+    from growing (lower the bound when a change lowers the share)."""
+    from dev import template_metrics
+
+    figures = template_metrics.measure()
+    for name in ("jinja_paths", "hidden_extensions", "twins", "max_nesting"):
+        assert figures[name] <= template_metrics.LIMITS[name], (name, figures[name])
+    assert figures["jinja_line_percent"] <= 6.3
 
 
 def test_render_diff_answer_sets_follow_service_types_yml() -> None:
