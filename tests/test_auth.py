@@ -20,7 +20,7 @@ import pytest
 
 from .support.oidc import CLIENT_ID, CLIENT_SECRET, shared_issuer
 from .support.procs import run
-from .support.project import SERVICE_TYPES, render
+from .support.project import SERVICE_TYPES, first_type_with, render
 from .support.service import running_service
 
 Bootstrapped = Callable[..., Path]
@@ -54,11 +54,14 @@ def test_bad_issuer_or_audience_is_refused(
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.skipif(first_type_with(serves_http=True, uses_llm=True) is None,
+                    reason="PLAYBOOK_SERVICE_TYPES leaves no HTTP type with an LLM")
 def test_issuer_and_audience_reach_the_deployed_service_and_the_scripts(
     copier_template: Path, tmp_path: Path
 ) -> None:
-    answers = {"oidc_issuer": "https://acme.eu.auth0.com/", "oidc_audience": "api://fraud-scoring"}
-    project = render(copier_template, tmp_path / "p", {"service_type": "rag", **answers})
+    answers = {"oidc_issuer": "https://acme.eu.auth0.com/", "oidc_audience": "api://fraud-scoring",
+               "service_type": first_type_with(serves_http=True, uses_llm=True)}
+    project = render(copier_template, tmp_path / "p", answers)
     for config in ("deploy/overlays/staging/config.env", "deploy/components/production/config.env"):
         lines = (project / config).read_text().splitlines()
         assert "OIDC_ISSUER=https://acme.eu.auth0.com/" in lines, config
@@ -69,8 +72,10 @@ def test_issuer_and_audience_reach_the_deployed_service_and_the_scripts(
         project / "src" / "my_service" / "settings.py").read_text()
 
 
+@pytest.mark.skipif(first_type_with(serves_http=False) is None,
+                    reason="PLAYBOOK_SERVICE_TYPES leaves no batch type (serves_http false)")
 def test_the_batch_pipeline_has_no_token_settings(copier_template: Path, tmp_path: Path) -> None:
-    project = render(copier_template, tmp_path / "p", {"service_type": "data-pipeline"})
+    project = render(copier_template, tmp_path / "p", {"service_type": first_type_with(serves_http=False)})
     assert "OIDC_" not in (project / "deploy/components/production/config.env").read_text()
     assert "oidc_issuer" not in (project / ".copier-answers.yml").read_text()
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from .support.procs import run
-from .support.project import ROOT, SERVICE_TYPES
+from .support.project import ROOT, capabilities, first_type_with
 from .support.variants import rendered
 
 KUBERNETES_VERSION = "1.32.0"  # the kubectl of the test machines; GKE/EKS/AKS all serve it
@@ -53,16 +53,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "slim-3.13": {"runtime_image": "slim", "python_version": "3.13"},
     "distroless-3.12-gitops": {"python_version": "3.12", "deploy_mode": "gitops"},
 }
-# The data pipeline (a batch; gitops is refused for it): tracking on by default, and without
-# tracking but with a database.
+# A batch type (serves_http false: a CronJob; gitops is refused for it), the first under test:
+# tracking on by default, and without tracking but with a database.
+BATCH_TYPE = first_type_with(serves_http=False)
 BATCH_VARIANTS: dict[str, dict[str, Any]] = {
-    "pipeline": {"service_type": "data-pipeline"},
-    "pipeline-db": {"service_type": "data-pipeline", "use_database": True, "use_ml_tracking": False},
-}
-if "data-pipeline" in SERVICE_TYPES:
-    VARIANTS.update(BATCH_VARIANTS)
+    "pipeline": {"service_type": BATCH_TYPE},
+    "pipeline-db": {"service_type": BATCH_TYPE, "use_database": True, "use_ml_tracking": False},
+} if BATCH_TYPE else {}
+VARIANTS.update(BATCH_VARIANTS)
 needs_batch = pytest.mark.skipif(
-    "data-pipeline" not in SERVICE_TYPES, reason="PLAYBOOK_SERVICE_TYPES leaves out data-pipeline"
+    BATCH_TYPE is None, reason="PLAYBOOK_SERVICE_TYPES leaves no batch type (serves_http false)"
 )
 HTTP_KINDS = {"ConfigMap", "Deployment", "HTTPRoute", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"}
 BATCH_KINDS = {"ConfigMap", "CronJob", "NetworkPolicy", "ServiceAccount"}
@@ -116,12 +116,8 @@ def default(manifests: dict[tuple[str, str], str]) -> dict[str, Docs]:
 
 @pytest.fixture(scope="module")
 def batch(manifests: dict[tuple[str, str], str]) -> dict[str, Docs]:
-    """The data pipeline's overlays (ML tracking on, no database)."""
+    """The batch type's overlays (ML tracking on, no database)."""
     return {overlay: documents(manifests["pipeline", overlay]) for overlay in OVERLAYS}
-
-
-def is_batch(variant: str) -> bool:
-    return VARIANTS[variant].get("service_type") == "data-pipeline"
 
 
 def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +130,7 @@ def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tup
     kinds: dict[bool, set[str]] = {False: set(), True: set()}
     for (variant, overlay), text in manifests.items():
         for doc in documents(text):
-            kinds[is_batch(variant)].add(doc["kind"])
+            kinds[not capabilities(VARIANTS[variant]).serves_http].add(doc["kind"])
             where = f"{variant}/{overlay}: {doc['kind']} {doc['metadata']['name']}"
             try:
                 if doc["kind"] == "HTTPRoute":
@@ -144,7 +140,7 @@ def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tup
             except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as error:
                 pytest.fail(f"{where} is invalid: {error}")
     assert kinds[False] == HTTP_KINDS
-    if "data-pipeline" in SERVICE_TYPES:
+    if BATCH_VARIANTS:
         assert kinds[True] == BATCH_KINDS
 
 
@@ -271,7 +267,7 @@ def test_every_pod_is_hardened(manifests: dict[tuple[str, str], str], projects: 
         assert len(workloads) == 1, f"{variant}/{overlay}: one workload per overlay, got {sorted(workloads)}"
         for name, workload in workloads.items():
             where = f"{variant}/{overlay}/{workload['kind']} {name}"
-            assert workload["kind"] == ("CronJob" if is_batch(variant) else "Deployment"), where
+            assert workload["kind"] == ("Deployment" if capabilities(VARIANTS[variant]).serves_http else "CronJob"), where
             pod = pod_template(workload)["spec"]
             assert pod["automountServiceAccountToken"] is False, where
             assert pod["securityContext"] == {
@@ -333,7 +329,7 @@ def test_network_policy_and_disruption_budget_cover_the_pods(default: dict[str, 
         return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert 5432 not in egress_ports("default")
     assert 5432 in egress_ports("database")
-    if "data-pipeline" not in SERVICE_TYPES:
+    if not BATCH_VARIANTS:
         return
     # The batch serves nothing: no ingress rule at all (deny all in), egress to what a run uses.
     for variant, overlay in product(BATCH_VARIANTS, OVERLAYS):
@@ -532,7 +528,7 @@ def test_every_alert_links_its_runbook_section(projects: dict[str, Path]) -> Non
         for link in re.findall(r"\]\(#([\w-]+)\)", runbook):
             assert link in anchors, f"{variant}: docs/runbook.md links #{link}, which is no heading"
         alerts = [rule for rule in _alerts(project) if "alert" in rule]
-        assert len(alerts) >= (5 if is_batch(variant) else 8), variant
+        assert len(alerts) >= (8 if capabilities(VARIANTS[variant]).serves_http else 5), variant
         for rule in alerts:
             url = rule["annotations"]["runbook_url"]
             page, _, anchor = url.partition("#")

@@ -33,7 +33,16 @@ from .support.ci_local import SCHEMA_ARGS
 from .support.fake_kubectl import FakeKubectl
 from .support.postgres import Postgres
 from .support.procs import run
-from .support.project import GIT_ENV, ROOT, SERVICE_TYPES, git_commit_all, render
+from .support.project import (
+    GIT_ENV,
+    ROOT,
+    SERVICE_TYPES,
+    capabilities,
+    first_type_with,
+    git_commit_all,
+    render,
+    types_with,
+)
 
 GITLAB_CI_LOCAL = ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
@@ -170,14 +179,14 @@ class Pipeline:
 VARIANTS = [
     {"service_type": service_type, "deploy_mode": mode, "use_database": database}
     for service_type, mode, database in product(SERVICE_TYPES, ["direct", "gitops"], [False, True])
-    # The batch's rollout runs Jobs from the pipeline: copier refuses gitops for it.
-    if not (service_type == "data-pipeline" and mode == "gitops")
+    # A batch's rollout runs Jobs from the pipeline: copier refuses gitops for it.
+    if not (mode == "gitops" and not capabilities({"service_type": service_type}).serves_http)
 ]
 # The pipeline kinds whose jobs barely depend on the answers are listed for two variants
 # that differ in everything (gitlab-ci-local takes a second or two per listing), and for
 # the batch, whose later stages differ.
-HTTP_VARIANTS = [answers for answers in VARIANTS if answers["service_type"] != "data-pipeline"]
-BATCH_VARIANTS = [answers for answers in VARIANTS if answers["service_type"] == "data-pipeline"]
+HTTP_VARIANTS = [answers for answers in VARIANTS if capabilities(answers).serves_http]
+BATCH_VARIANTS = [answers for answers in VARIANTS if not capabilities(answers).serves_http]
 SAMPLE_VARIANTS = HTTP_VARIANTS[1:3] + BATCH_VARIANTS[:1]
 
 
@@ -223,8 +232,15 @@ def pipeline(request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]
     return pipelines(request.param)
 
 
-def is_batch(pipeline: Pipeline) -> bool:
-    return pipeline.answers["service_type"] == "data-pipeline"
+def one_type_with(**wanted: bool) -> Any:
+    """A parameter naming the first service type under test with these capabilities (its id
+    is the type's name), skipped when PLAYBOOK_SERVICE_TYPES leaves none."""
+    name = first_type_with(**wanted)
+    if name:
+        return pytest.param(name, id=name)
+    kind = ", ".join(f"{capability} {str(value).lower()}" for capability, value in wanted.items())
+    return pytest.param(None, id="no-type-with-" + "-".join(f"{c}-{v}".lower() for c, v in wanted.items()),
+                        marks=pytest.mark.skip(reason=f"PLAYBOOK_SERVICE_TYPES leaves no service type with {kind}"))
 
 
 @pytest.fixture(params=SAMPLE_VARIANTS, ids=_variant_id)
@@ -338,7 +354,7 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
             assert environment, f"{name} changes an environment: declare it"
     expected = {"deploy-staging", "canary-rollback", "post-deploy-rollback"}
     expected |= {name for name in pipeline.jobs if re.fullmatch(r"canary-\d+", name)}
-    if is_batch(pipeline):
+    if not capabilities(pipeline.answers).serves_http:
         expected.add("model-promote")  # moves the MLflow alias (use_ml_tracking, on by default)
     if pipeline.answers["use_database"]:
         expected |= {f"db-{step}-{env}" for step in ("backup", "migrate", "repair", "restore")
@@ -349,7 +365,7 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
         if job["stage"] in PRODUCTION_STAGES:
             assert job.get("interruptible") is False, f"{name} is part of a production rollout"
     checks = {"pre-commit", "unit-tests", "integration-tests", "trivy-fs",
-              "metrics-staging" if is_batch(pipeline) else "smoke-staging"}
+              "smoke-staging" if capabilities(pipeline.answers).serves_http else "metrics-staging"}
     assert all("interruptible" not in pipeline.jobs[name] for name in checks)
     # The production deployment GitLab counts for DORA is the full promotion.
     starts = {
@@ -408,9 +424,9 @@ def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipelin
         "template-conflicts", "gitleaks", "bandit", "pip-audit", "trivy-fs", "manifests",
         "checkov", "mr-image", "mr-image-trivy", "mr-image-sbom", "mr-image-grype",
     }
-    if pipeline.answers.get("service_type") in ("rag", "agent"):
+    if capabilities(pipeline.answers).uses_llm:
         expected.add("evaluation")  # the model quality gate
-    if is_batch(pipeline):
+    if not capabilities(pipeline.answers).serves_http:
         expected.add("pipeline-quality")  # the batch on the bundled data, its metric checks
     assert set(jobs) == expected
     assert all(job["when"] == "on_success" for job in jobs.values())
@@ -420,7 +436,8 @@ def test_merge_request_pipeline_checks_tests_and_scans_but_never_deploys(pipelin
 
 
 def test_branch_without_merge_request_runs_the_fast_checks(sample_pipeline: Pipeline) -> None:
-    fast = {"pre-commit", "unit-tests"} | ({"pipeline-quality"} if is_batch(sample_pipeline) else set())
+    batch = not capabilities(sample_pipeline.answers).serves_http
+    fast = {"pre-commit", "unit-tests"} | ({"pipeline-quality"} if batch else set())
     assert set(sample_pipeline.graph("feature-branch")) == fast
     # SonarQube joins the quality gate only when a server is configured.
     with_sonar = sample_pipeline.graph("feature-branch", "SONAR_HOST_URL=https://sonar.example.com")
@@ -446,7 +463,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
         "post-deploy-notify-oncall",
     }
     expected_core |= {f"canary-{step}" for step in steps}
-    if is_batch(pipeline):
+    if not capabilities(pipeline.answers).serves_http:
         expected_core |= {"pipeline-quality", "metrics-staging", "model-promote", "post-deploy-metrics"}
     else:
         expected_core |= {"smoke-staging", "sanity-staging", "performance-staging",
@@ -455,7 +472,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     if pipeline.answers["use_database"]:
         expected_core |= {f"db-{step}-{env}" for step in ("backup", "migrate", "repair", "restore")
                           for env in ("staging", "production")}
-    if pipeline.answers.get("service_type") in ("rag", "agent"):
+    if capabilities(pipeline.answers).uses_llm:
         expected_core.add("evaluation")  # the model quality gate
     assert set(jobs) == expected_core
     # Merge-request-only jobs stay out; so do monitoring and the tag's job.
@@ -471,7 +488,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     assert _needs(jobs[f"canary-{steps[0]}"]) == [first_need]
     canary_jobs = {name for name in jobs if name.startswith("canary-") and name[7].isdigit()}
     assert set(_needs(jobs["canary-rollback"])) == canary_jobs
-    if is_batch(pipeline):
+    if not capabilities(pipeline.answers).serves_http:
         # A batch step is its own check: the next share runs when the previous run passed.
         for before, after in pairwise(steps):
             assert _needs(jobs[f"canary-{after}"]) == [f"canary-{before}"]
@@ -571,7 +588,7 @@ def test_schedules_run_only_monitoring_or_the_template_update_check(sample_pipel
     _assert_needs_are_in_the_pipeline("schedule", jobs)
     assert {job["stage"] for job in jobs.values()} == {"monitoring"}
     check = sample_pipeline.jobs["synthetic-checks"]["script"][0]
-    if is_batch(sample_pipeline):
+    if not capabilities(sample_pipeline.answers).serves_http:
         assert set(jobs) == {"synthetic-checks", "synthetic-notify-oncall"}
         assert "check-pipeline-freshness.sh --env production --max-age 26h" in check
     else:
@@ -608,7 +625,7 @@ def test_reports_use_gitlab_report_types(pipeline: Pipeline) -> None:
     assert reports["trivy-fs"] == {"codequality": "gl-codequality-trivy.json"}
     assert reports["gitleaks"] == {"junit": "gitleaks-report.xml"}
     assert reports["bandit"] == {"junit": "bandit-report.xml"}
-    if not is_batch(pipeline):
+    if capabilities(pipeline.answers).serves_http:
         assert reports["performance-staging"] == {"load_performance": "performance-report.json"}
     assert reports["prepare-release"] == {"dotenv": "release.env"}
     if pipeline.answers["use_database"]:
@@ -642,12 +659,13 @@ def _preview(project: Path) -> dict[str, Any]:
     return yaml.safe_load(gitlab_ci_local(project, "--preview", "--no-json-schema-validation"))
 
 
-@pytest.mark.skipif("data-pipeline" not in SERVICE_TYPES, reason="data-pipeline is not selected")
+@pytest.mark.skipif(not types_with("serves_http", False),
+                    reason="PLAYBOOK_SERVICE_TYPES leaves no batch type (serves_http false)")
 @pytest.mark.parametrize("tracking", [True, False])
 def test_the_batch_rolls_out_as_jobs_on_growing_shares(
     render_project: Callable[..., Path], tracking: bool
 ) -> None:
-    project = render_project(service_type="data-pipeline", canary_steps="10,50,100",
+    project = render_project(service_type=first_type_with(serves_http=False), canary_steps="10,50,100",
                              use_ml_tracking=tracking)
     config = _preview(project)
     jobs = {name: job for name, job in config.items() if isinstance(job, dict) and "stage" in job}
@@ -867,12 +885,11 @@ def _applied_images(kubectl: FakeKubectl) -> set[str]:
 REGISTRY_IMAGE = "local-registry.gitlab.com/acme/ai-services/my-service"  # gitlab-ci-local's CI_REGISTRY_IMAGE
 
 
-@pytest.mark.parametrize("service_type", ["microservice", "data-pipeline"])
+@pytest.mark.parametrize("service_type", [one_type_with(serves_http=True), one_type_with(serves_http=False)])
 def test_staging_deploys_the_digest_from_the_build_jobs_dotenv(
     render_project: Callable[..., Path], tmp_path: Path, service_type: str
 ) -> None:
-    if service_type not in SERVICE_TYPES:
-        pytest.skip(f"{service_type} is not among the selected service types")
+    """An HTTP type's Deployment and a batch type's CronJob both run the signed digest."""
     project = _deploy_project(render_project, service_type=service_type)
     kubectl = FakeKubectl(tmp_path / "kube")
     code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging")
@@ -882,11 +899,11 @@ def test_staging_deploys_the_digest_from_the_build_jobs_dotenv(
     assert _applied_images(kubectl) == {f"{REGISTRY_IMAGE}@{DIGEST}"}
 
 
-@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+@pytest.mark.skipif(not types_with("serves_http"), reason="PLAYBOOK_SERVICE_TYPES leaves no HTTP type")
 def test_canary_step_and_rollback_jobs_use_the_digest_the_approval_saw(
     render_project: Callable[..., Path], tmp_path: Path
 ) -> None:
-    project = _deploy_project(render_project)
+    project = _deploy_project(render_project, service_type=first_type_with(serves_http=True))
     kubectl = FakeKubectl(tmp_path / "kube")
     stable = "registry.example.com/acme/my-service:1111111"
     first = run([str(project / "scripts-ci/deploy/canary-deploy.sh"), "--percent", "100"], cwd=project,
@@ -935,11 +952,11 @@ def test_a_deploy_job_without_the_digest_fails_and_deploys_nothing(
     assert run(["git", "rev-parse", "HEAD"], cwd=bare).stdout == head  # nothing committed
 
 
-@pytest.mark.skipif("microservice" not in SERVICE_TYPES, reason="microservice is not selected")
+@pytest.mark.skipif(not types_with("serves_http"), reason="PLAYBOOK_SERVICE_TYPES leaves no HTTP type")
 def test_gitops_deploy_commits_the_digest_from_the_build_jobs_dotenv(
     render_project: Callable[..., Path], tmp_path: Path
 ) -> None:
-    project = _deploy_project(render_project, deploy_mode="gitops")
+    project = _deploy_project(render_project, service_type=first_type_with(serves_http=True), deploy_mode="gitops")
     bare = _gitops_repository(tmp_path, "my-service")
     code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
                                  GITOPS_REPO_URL=f"file://{bare}")
@@ -1061,11 +1078,13 @@ def test_docs_walk_through_every_job(pipeline: Pipeline) -> None:
         assert re.search(rf"^##+ .*\b{re.escape(stage)}\b", docs, re.M), stage
 
 
-@pytest.mark.parametrize("service_type", ["rag", "agent"])
+@pytest.mark.parametrize(
+    "service_type",
+    types_with("uses_llm") or [pytest.param(None, id="no-type-with-uses_llm-true", marks=pytest.mark.skip(
+        reason="PLAYBOOK_SERVICE_TYPES leaves no service type with uses_llm true"))],
+)
 def test_ai_types_gate_on_their_evaluation(render_project: Callable[..., Path], service_type: str) -> None:
-    """The evaluation quality gate (`make eval`) is a feature-stage job of the AI types."""
-    if service_type not in SERVICE_TYPES:
-        pytest.skip(f"{service_type} is not among the selected service types")
+    """The evaluation quality gate (`make eval`) is a feature-stage job of the AI (uses_llm) types."""
     project = render_project(service_type=service_type, eval_threshold=0.9)
     feature = yaml.load((project / ".gitlab/ci/feature.yml").read_text(), Loader=_GitLabLoader)
     job = feature["evaluation"]
@@ -1073,7 +1092,8 @@ def test_ai_types_gate_on_their_evaluation(render_project: Callable[..., Path], 
     assert job["script"] == ["make eval"]
     assert "eval-report.json" in job["artifacts"]["paths"]
     assert "EVAL_THRESHOLD ?= 0.9" in (project / "Makefile").read_text()
-    microservice = yaml.load(
+    assert not capabilities({}).uses_llm, "the default type stands for the types without an LLM"
+    without_llm = yaml.load(
         (render_project().joinpath(".gitlab/ci/feature.yml")).read_text(), Loader=_GitLabLoader
     )
-    assert "evaluation" not in microservice
+    assert "evaluation" not in without_llm

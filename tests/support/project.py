@@ -24,6 +24,7 @@ __all__ = [
     "capabilities",
     "copy_worktree",
     "files_of",
+    "first_type_with",
     "git_commit_all",
     "jinja_leftovers",
     "project_env",
@@ -54,6 +55,14 @@ SERVICE_TYPES = selected_service_types(service_types.names())
 def types_with(capability: str, value: bool = True) -> list[str]:
     """The service types under test whose capability is true (value=False: false)."""
     return [name for name in service_types.having(capability, value) if name in SERVICE_TYPES]
+
+
+def first_type_with(**wanted: bool) -> str | None:
+    """The first service type under test with all these capability values
+    (`first_type_with(serves_http=False)`: a batch type), None when PLAYBOOK_SERVICE_TYPES
+    leaves none. For a test that needs one type of a kind, not one type by name."""
+    matching = [name for name in SERVICE_TYPES if all(name in types_with(cap, value) for cap, value in wanted.items())]
+    return matching[0] if matching else None
 
 
 def capabilities(answers: Mapping[str, Any]) -> service_types.ServiceType:
