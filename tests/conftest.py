@@ -17,6 +17,37 @@ from dev.template_repo import present_paths
 from .support.postgres import Postgres
 from .support.project import ROOT, bootstrap, render
 
+# What a test needs beyond a render, told by the fixtures it uses. `make test-fast` runs the
+# tests that need none of it: `-m "not slow and not npm"`.
+SLOW_FIXTURES = {
+    "bootstrapped",  # a generated project after `make bootstrap`
+    "postgres",  # a real PostgreSQL server
+    "releases",  # renders of earlier releases and `copier update` between them
+    "built",  # a container image built with buildah
+    "cluster", "batch_cluster",  # scripts-ci scenarios against the fake kubectl
+    "quiet", "receiver", "monitoring", "pushed_metrics",  # local servers, Prometheus
+}
+NPM_FIXTURES = {
+    "pipelines", "repo_copy",  # gitlab-ci-local
+    "site",  # the docs site: mermaid from node_modules, chromium
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if used & NPM_FIXTURES:
+            item.add_marker(pytest.mark.npm)
+
+
+def on_one_worker(values: list[Any], prefix: str = "") -> list[Any]:
+    """Parameters whose tests share an expensive fixture (a bootstrapped project, a built
+    image): under `pytest -n --dist loadgroup` (`make test`) the tests of one value run on one
+    worker, which sets the fixture up once."""
+    return [pytest.param(value, marks=pytest.mark.xdist_group(f"{prefix}{value}")) for value in values]
+
 
 @pytest.fixture(scope="session")
 def copier_template_root() -> Path:

@@ -58,6 +58,7 @@ def _fetch_step(template: dict[str, Any]) -> dict[str, Any]:
     return next(step for step in template["spec"]["steps"] if step["action"] == "fetch:copier")
 
 
+@pytest.mark.npm
 def test_template_and_repository_entry_validate() -> None:
     code, output = _validate(TEMPLATE, REPOSITORY_ENTRY)
     assert code == 0, output
@@ -65,6 +66,7 @@ def test_template_and_repository_entry_validate() -> None:
     assert "Location:default/playbook-template-software-template" in output
 
 
+@pytest.mark.npm
 def test_generated_catalog_info_validates(render_project: Render) -> None:
     projects = [render_project(service_type=kind, use_database=True) for kind in SERVICE_TYPES]
     code, output = _validate(*(project / "catalog-info.yaml" for project in projects))
@@ -116,6 +118,7 @@ INVALID = {
 }
 
 
+@pytest.mark.npm
 def test_invalid_entities_fail_with_the_reason(tmp_path: Path) -> None:
     paths = []
     for name, (text, _) in INVALID.items():
@@ -218,6 +221,7 @@ def _form_defaults(template: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.npm
 @pytest.mark.parametrize("deploy_mode", ["direct", "gitops"])
 def test_fetch_copier_generates_the_repository_without_prompts(
     copier_template: Path, tmp_path: Path, deploy_mode: str

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .conftest import on_one_worker
 from .support import containers
 from .support.procs import free_port, run
 from .support.project import GIT_ENV, SERVICE_TYPES
@@ -135,7 +136,7 @@ def bases(engine: dict[str, str]) -> containers.BaseImages:
     return containers.base_images(engine)
 
 
-@pytest.fixture(scope="module", params=SERVICE_TYPES)
+@pytest.fixture(scope="module", params=on_one_worker(SERVICE_TYPES, "image-"))
 def built(
     request: pytest.FixtureRequest,
     bootstrapped: Callable[..., Path],

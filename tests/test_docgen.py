@@ -137,11 +137,13 @@ def _assert_agrees_with_gitlab_ci_local(project: Path, tag: str) -> list[str]:
     return checked
 
 
+@pytest.mark.npm
 def test_synthetic_pipeline_is_read_as_gitlab_ci_local_reads_it(synthetic: Path) -> None:
     checked = _assert_agrees_with_gitlab_ci_local(synthetic, tag="v1.2.3")
     assert checked == ["merge_request", "default_branch", "tag", "schedule", "schedule_template_update"]
 
 
+@pytest.mark.npm
 def test_generated_pipeline_is_read_as_gitlab_ci_local_reads_it(render_project: Render) -> None:
     """The job graph in the docs is the one GitLab would run, for whatever pipeline the template generates."""
     checked = _assert_agrees_with_gitlab_ci_local(render_project(), tag="v1.2.3")

@@ -23,6 +23,9 @@ from dev.docgen import gitlab_ci, questions
 from .support.procs import run
 from .support.project import ROOT, render
 
+# The site build takes mermaid from node_modules; the browser checks need chromium.
+pytestmark = pytest.mark.npm
+
 MKDOCS = [sys.executable, "-m", "mkdocs", "build", "--strict"]
 BASE = "/playbook/"  # the path of the site on GitLab Pages
 ENV = {"NO_MKDOCS_2_WARNING": "1", "CI_PAGES_URL": f"https://docs.example.test{BASE}"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import on_one_worker
 from .support.postgres import Postgres
 from .support.procs import run
 from .support.project import GIT_ENV, project_env
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 Bootstrapped = Callable[..., Path]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["no-db", "db"])
+@pytest.fixture(scope="module", params=on_one_worker([False, True], "microservice-db-"), ids=["no-db", "db"])
 def project(request: pytest.FixtureRequest, bootstrapped: Bootstrapped) -> Path:
     return bootstrapped(service_type="microservice", use_database=request.param)
 

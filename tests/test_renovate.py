@@ -7,9 +7,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from .conftest import Render
 from .support.procs import run
 from .support.project import ROOT, git_commit_all
+
+pytestmark = pytest.mark.npm  # renovate and its config validator
 
 VALIDATOR = ROOT / "node_modules" / ".bin" / "renovate-config-validator"
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import Render
+from .conftest import Render, on_one_worker
 from .support.oidc import shared_issuer
 from .support.postgres import Postgres
 from .support.procs import free_port, run
@@ -112,7 +112,7 @@ def test_dvc_hooks_come_with_ml_tracking(render_project: Render) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", on_one_worker(list(VARIANTS)))
 def test_make_check_is_green(bootstrapped: Bootstrapped, variant: str) -> None:
     project = _project(bootstrapped, variant)
     result = run(["make", "check"], cwd=project, env=GIT_ENV)
@@ -121,7 +121,7 @@ def test_make_check_is_green(bootstrapped: Bootstrapped, variant: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["rag-db-tracking", "agent-db"])
+@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking", "agent-db"]))
 def test_eval_gate_passes_and_fails_above_the_offline_score(
     bootstrapped: Bootstrapped, variant: str, tmp_path: Path
 ) -> None:
@@ -147,7 +147,7 @@ def test_eval_gate_passes_and_fails_above_the_offline_score(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", WITH_DATABASE)
+@pytest.mark.parametrize("variant", on_one_worker(WITH_DATABASE))
 def test_integration_contract_and_e2e_against_postgres(
     bootstrapped: Bootstrapped, postgres: Postgres, variant: str
 ) -> None:
@@ -212,7 +212,7 @@ def service(bootstrapped: Bootstrapped, request: pytest.FixtureRequest) -> Itera
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", ["rag"], indirect=True)
+@pytest.mark.parametrize("service", on_one_worker(["rag"]), indirect=True)
 def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
     auth = {"Authorization": f"Bearer {shared_issuer().token()}"}
     document = {"id": "badges", "text": "Lost badges are replaced at the front desk on floor 2."}
@@ -231,7 +231,7 @@ def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", ["agent-tracking"], indirect=True)
+@pytest.mark.parametrize("service", on_one_worker(["agent-tracking"]), indirect=True)
 def test_agent_scenario_calls_a_tool_and_returns_its_result(service: str) -> None:
     auth = {"Authorization": f"Bearer {shared_issuer().token()}"}
     run_ = httpx.post(f"{service}/agent/runs", json={"question": "What is 19 * 21?"},

@@ -432,6 +432,7 @@ def refusal_commands(output: str) -> tuple[str, list[str]]:
     return override.group(1), after.group(1).split(" ; ")
 
 
+@pytest.mark.slow
 def test_update_between_untagged_template_commits_is_refused_and_loses_no_edit(
     tmp_path: Path,
 ) -> None:
@@ -532,6 +533,7 @@ def test_every_generated_repository_records_the_migrations_it_has(releases: Rele
 
 
 # ---------------------------------------------------------------- the README's project
+@pytest.mark.slow
 def test_the_readme_project_updates_from_its_template_clone(tmp_path: Path) -> None:
     """README's first command, run literally in a clone without tags, records a template
     source that a later `copier update` in ../my-service uses; the update takes the
