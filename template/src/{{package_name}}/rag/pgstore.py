@@ -1,15 +1,19 @@
-"""A PostgreSQL vector store: exact search on plain PostgreSQL, pgvector's index when present.
+"""A PostgreSQL vector store: pgvector's HNSW index when present, exact search otherwise.
 
 Chunks live in the `rag_chunks` table (migration 0002) with their embedding as a
-`double precision[]`: the similarity is computed in SQL over every row, which needs no
-extension and is exact (fine up to some 100 000 chunks). When the pgvector extension is
-installed, migration 0003 adds an `embedding_vector vector(N)` column with an HNSW index;
-this store notices the column and then searches with pgvector's `<=>` operator instead.
+`double precision[]`. When the server has the pgvector extension, migration 0003 adds an
+`embedding_vector vector(N)` column with an HNSW index for cosine distance; this store
+notices the column, writes the vectors there too (`pgvector.sqlalchemy.Vector`) and orders
+by pgvector's cosine distance (`<=>`), which the index serves. Without the extension the
+similarity is computed in SQL over every row: exact, no extension needed, fine up to some
+100 000 chunks.
 """
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
     Engine,
@@ -20,13 +24,16 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    column,
     delete,
     func,
     insert,
     select,
+    table,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import Select, TableClause, TextClause
 
 from .chunking import Chunk
 from .store import Hit
@@ -46,17 +53,19 @@ rag_chunks = Table(
     Column("embedding", ARRAY(Float(precision=53)), nullable=False),
 )
 
+# The same table with migration 0003's column. Not in `metadata`: the column exists only on
+# servers with pgvector, so autogenerate must not expect it everywhere.
+rag_chunks_pgvector = table(
+    "rag_chunks",
+    *(column(c.name, c.type) for c in rag_chunks.columns),
+    column("embedding_vector", Vector()),
+)
+
 # Exact: the dot product of unit vectors (= cosine similarity) over every stored chunk.
 EXACT_SEARCH = text(
     "SELECT document_id, chunk_index, title, source, text,"
     " (SELECT sum(a * b) FROM unnest(embedding, CAST(:query AS double precision[])) AS pair(a, b))"
     " AS score FROM rag_chunks ORDER BY score DESC, document_id, chunk_index LIMIT :k"
-)
-# pgvector: approximate nearest neighbours through the HNSW index on embedding_vector.
-PGVECTOR_SEARCH = text(
-    "SELECT document_id, chunk_index, title, source, text,"
-    " 1 - (embedding_vector <=> CAST(:query AS vector)) AS score"
-    " FROM rag_chunks ORDER BY embedding_vector <=> CAST(:query AS vector) LIMIT :k"
 )
 HAS_VECTOR_COLUMN = text(
     "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
@@ -96,28 +105,44 @@ class PostgresVectorStore:
             }
             for chunk, vector in zip(chunks, vectors, strict=True)
         ]
+        target: TableClause = rag_chunks
+        if self.search_mode == "pgvector":
+            target = rag_chunks_pgvector
+            rows = [{**row, "embedding_vector": row["embedding"]} for row in rows]
         with self.engine.begin() as connection:
             connection.execute(delete(rag_chunks).where(rag_chunks.c.document_id == document_id))
             if rows:
-                connection.execute(insert(rag_chunks), rows)
-                if self.search_mode == "pgvector":
-                    connection.execute(
-                        text(
-                            "UPDATE rag_chunks SET embedding_vector = CAST(embedding AS vector)"
-                            " WHERE document_id = :document_id"
-                        ),
-                        {"document_id": document_id},
-                    )
+                connection.execute(insert(target), rows)
 
     def search(self, vector: Sequence[float], k: int) -> list[Hit]:
-        query = PGVECTOR_SEARCH if self.search_mode == "pgvector" else EXACT_SEARCH
-        query = query.bindparams(bindparam("query", type_=ARRAY(Float(precision=53))))
         with self.engine.connect() as connection:
-            rows = connection.execute(query, {"query": list(vector), "k": k}).all()
+            rows = connection.execute(self.search_query(vector, k)).all()
         return [
             Hit(Chunk(row.document_id, row.chunk_index, row.text, row.title, row.source), row.score)
             for row in rows
         ]
+
+    def search_query(self, vector: Sequence[float], k: int) -> Select[Any] | TextClause:
+        """The k nearest chunks by cosine similarity, best first (ties by document, chunk)."""
+        if self.search_mode == "exact":
+            query = bindparam("query", list(vector), type_=ARRAY(Float(precision=53)))
+            return EXACT_SEARCH.bindparams(query, k=k)
+        # pgvector: approximate nearest neighbours through the HNSW index. The index serves
+        # exactly `ORDER BY embedding_vector <=> :query LIMIT :k`, so the order stays that.
+        chunks = rag_chunks_pgvector.c
+        distance = chunks.embedding_vector.cosine_distance(list(vector))
+        return (
+            select(
+                chunks.document_id,
+                chunks.chunk_index,
+                chunks.title,
+                chunks.source,
+                chunks.text,
+                (1 - distance).label("score"),
+            )
+            .order_by(distance)
+            .limit(k)
+        )
 
     def stats(self) -> tuple[int, int]:
         query = select(func.count(rag_chunks.c.document_id.distinct()), func.count())
