@@ -637,7 +637,7 @@ def test_reports_use_gitlab_report_types(pipeline: Pipeline) -> None:
             assert [s["alias"] for s in services] == ["postgres", "pgvector"]
             assert services[1]["name"].startswith("pgvector/pgvector:")
             assert variables["PGVECTOR_DATABASE_URL"].startswith(
-                "postgresql+psycopg://postgres@pgvector:5432/"
+                "postgresql+psycopg://postgres@pgvector:5433/"
             )
         else:
             assert [s["alias"] for s in services] == ["postgres"]
