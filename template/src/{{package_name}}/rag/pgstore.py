@@ -67,9 +67,10 @@ EXACT_SEARCH = text(
     " (SELECT sum(a * b) FROM unnest(embedding, CAST(:query AS double precision[])) AS pair(a, b))"
     " AS score FROM rag_chunks ORDER BY score DESC, document_id, chunk_index LIMIT :k"
 )
-HAS_VECTOR_COLUMN = text(
-    "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
-    " WHERE table_name = 'rag_chunks' AND column_name = 'embedding_vector')"
+# The width of migration 0003's `vector(N)` column (its type modifier); no row: no column.
+VECTOR_COLUMN_DIMENSIONS = text(
+    "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass('rag_chunks')"
+    " AND attname = 'embedding_vector' AND NOT attisdropped"
 )
 
 
@@ -78,16 +79,27 @@ class PostgresVectorStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._pgvector: bool | None = None
+        # The vector column's width: 0 when there is none, -1 when it has no fixed width.
+        self._dimensions: int | None = None
 
     @property
     def search_mode(self) -> str:
         """ "pgvector" when migration 0003 found the extension, else "exact"."""
-        if self._pgvector is None:
+        if self._dimensions is None:
             with self.engine.connect() as connection:
-                self._pgvector = bool(connection.execute(HAS_VECTOR_COLUMN).scalar())
+                width = connection.execute(VECTOR_COLUMN_DIMENSIONS).scalar()
+            self._dimensions = 0 if width is None else int(width)
             log.info("vector search mode", extra={"mode": self.search_mode})
-        return "pgvector" if self._pgvector else "exact"
+        return "pgvector" if self._dimensions else "exact"
+
+    def _check_width(self, vector: Sequence[float]) -> None:
+        if self.search_mode == "pgvector" and 0 < (self._dimensions or 0) != len(vector):
+            raise ValueError(
+                f"the embeddings have {len(vector)} dimensions but rag_chunks.embedding_vector "
+                f"holds {self._dimensions} (migration 0003 ran with RAG_EMBEDDING_DIMENSIONS="
+                f"{self._dimensions}): set it back, or empty rag_chunks and run "
+                "`alembic downgrade 0002 && alembic upgrade head` before ingesting again"
+            )
 
     def replace(
         self, document_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
@@ -105,6 +117,8 @@ class PostgresVectorStore:
             }
             for chunk, vector in zip(chunks, vectors, strict=True)
         ]
+        for vector in vectors[:1]:
+            self._check_width(vector)
         target: TableClause = rag_chunks
         if self.search_mode == "pgvector":
             target = rag_chunks_pgvector
@@ -123,7 +137,8 @@ class PostgresVectorStore:
         ]
 
     def search_query(self, vector: Sequence[float], k: int) -> Select[Any] | TextClause:
-        """The k nearest chunks by cosine similarity, best first (ties by document, chunk)."""
+        """The k nearest chunks by cosine similarity, best first."""
+        self._check_width(vector)
         if self.search_mode == "exact":
             query = bindparam("query", list(vector), type_=ARRAY(Float(precision=53)))
             return EXACT_SEARCH.bindparams(query, k=k)
