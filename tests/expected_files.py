@@ -199,6 +199,7 @@ VECTOR_STORE = {
     "src/{pkg}/rag/api.py",
     "src/{pkg}/rag/chunking.py",
     "src/{pkg}/rag/evaluate.py",
+    "src/{pkg}/rag/evaluators.py",
     "src/{pkg}/rag/service.py",
     "src/{pkg}/rag/store.py",
     "tests/unit/test_rag.py",

@@ -630,10 +630,17 @@ def test_reports_use_gitlab_report_types(pipeline: Pipeline) -> None:
     assert reports["prepare-release"] == {"dotenv": "release.env"}
     if pipeline.answers["use_database"]:
         services = pipeline.jobs["integration-tests"]["services"]
-        assert [s["alias"] for s in services] == ["postgres"]
-        assert pipeline.jobs["integration-tests"]["variables"]["DATABASE_URL"].startswith(
-            "postgresql+psycopg://postgres@postgres:5432/"
-        )
+        variables = pipeline.jobs["integration-tests"]["variables"]
+        assert variables["DATABASE_URL"].startswith("postgresql+psycopg://postgres@postgres:5432/")
+        if capabilities(pipeline.answers).has_vector_store:
+            # PostgreSQL without pgvector (the store's exact fallback) and with it (HNSW).
+            assert [s["alias"] for s in services] == ["postgres", "pgvector"]
+            assert services[1]["name"].startswith("pgvector/pgvector:")
+            assert variables["PGVECTOR_DATABASE_URL"].startswith(
+                "postgresql+psycopg://postgres@pgvector:5433/"
+            )
+        else:
+            assert [s["alias"] for s in services] == ["postgres"]
 
 
 # ---------------------------------------------------------------- answers shape the pipeline

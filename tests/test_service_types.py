@@ -22,9 +22,10 @@ import yaml
 
 from .conftest import Render, on_one_worker
 from .support.oidc import shared_issuer
+from .support.pgvector import PgvectorServer, pgvector_server
 from .support.postgres import Postgres
 from .support.procs import free_port, run
-from .support.project import GIT_ENV, project_env
+from .support.project import GIT_ENV, capabilities, project_env
 from .support.prometheus import Prometheus
 from .support.pushgateway import pushgateway
 
@@ -149,22 +150,43 @@ def test_eval_gate_passes_and_fails_above_the_offline_score(
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", on_one_worker(WITH_DATABASE))
 def test_integration_contract_and_e2e_against_postgres(
-    bootstrapped: Bootstrapped, postgres: Postgres, variant: str
+    bootstrapped: Bootstrapped, postgres: Postgres, variant: str, request: pytest.FixtureRequest
 ) -> None:
     project = _project(bootstrapped, variant)
     name = variant.replace("-", "_")
+    vector_store = capabilities(VARIANTS[variant]).has_vector_store
+    # Debian's PostgreSQL has no pgvector: the vector store's HNSW path runs on a pgserver
+    # (PostgreSQL 16 + pgvector) started from this repository's virtualenv.
+    pgvector_url = (
+        request.getfixturevalue("pgvector").create_database(f"vec_{name}") if vector_store else ""
+    )
     outputs = []
     for targets, database in (
         (["test-integration"], f"it_{name}"),
         (["test-contract", "test-e2e"], f"e2e_{name}"),
     ):
         url = postgres.create_database(database)
-        env = project_env(project, DATABASE_URL=url, CI="true", PYTEST_ADDOPTS="-v")
+        env = project_env(
+            project,
+            DATABASE_URL=url,
+            PGVECTOR_DATABASE_URL=pgvector_url,
+            CI="true",
+            PYTEST_ADDOPTS="-v",
+        )
         result = run(["make", *targets], cwd=project, env=env)
         assert " passed" in result.stdout
         assert "skipped" not in result.stdout
         assert " failed" not in result.stdout
         outputs.append(result.stdout)
+    if vector_store:
+        for test in (
+            "test_plain_postgresql_falls_back_to_exact_search PASSED",
+            "test_the_migration_creates_the_hnsw_index PASSED",
+            "test_the_search_goes_through_the_hnsw_index PASSED",
+            "test_the_service_answers_from_postgres[pgvector] PASSED",
+            "test_the_service_answers_from_postgres[plain] PASSED",
+        ):
+            assert test in outputs[0], test
     if variant.startswith("pipeline"):
         # The data pipeline's e2e: dvc repro, the MLflow registry flow and the DVC remote.
         for test in (
@@ -174,6 +196,12 @@ def test_integration_contract_and_e2e_against_postgres(
             "test_warehouse.py::test_the_batch_trains_on_the_table PASSED",
         ):
             assert test in "".join(outputs), test
+
+
+@pytest.fixture(scope="module")
+def pgvector() -> Iterator[PgvectorServer]:
+    with pgvector_server() as server:
+        yield server
 
 
 @pytest.fixture

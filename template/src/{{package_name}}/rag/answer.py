@@ -63,24 +63,3 @@ def cited_numbers(answer: str) -> list[int]:
         if number not in numbers:
             numbers.append(number)
     return numbers
-
-
-def grounded_share(answer: str, passages: Sequence[str]) -> float:
-    """Share of answer sentences whose words mostly (70%) appear in the cited passages.
-
-    `passages` are the context passages in prompt order (`[1]` is `passages[0]`). An honest
-    "don't know" is grounded; a sentence without any citation is not.
-    """
-    if answer.strip() == NO_ANSWER:
-        return 1.0
-    sentences = [s for s in SENTENCE.split(answer.strip()) if words(CITATION.sub("", s))]
-    if not sentences:
-        return 0.0
-    supported = 0
-    for sentence in sentences:
-        cited = cited_numbers(sentence)
-        source = set(words(" ".join(passages[n - 1] for n in cited if 0 < n <= len(passages))))
-        claim = set(words(CITATION.sub("", sentence)))
-        if cited and len(claim & source) >= 0.7 * len(claim):
-            supported += 1
-    return supported / len(sentences)
