@@ -598,3 +598,118 @@ def test_make_manifests_renders_every_overlay(projects: dict[str, Path], tmp_pat
         text = (project / "build" / "manifests" / f"{overlay}.yaml").read_text()
         assert text == kustomize(project / "deploy" / "overlays" / overlay)
     assert "build/" in (project / ".gitignore").read_text().split()
+
+
+# ---------------------------------------------------------------- Argo CD (deploy_mode gitops)
+ARGOCD_CRDS = ROOT / "tests" / "schemas" / "argocd"  # vendored from argoproj/argo-cd (README.md there)
+GITOPS_VARIANT = "distroless-3.12-gitops"
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD's structural schema as a JSON schema that refuses unknown fields, as
+    `kubectl apply --validate=strict` does (the API server would silently prune them)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if (strict.get("type") == "object" and "properties" in strict and "additionalProperties" not in strict
+            and not strict.get("x-kubernetes-preserve-unknown-fields")):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def _crd_schema(file: str) -> dict[str, Any]:
+    crd = yaml.safe_load((ARGOCD_CRDS / file).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    schema["properties"]["apiVersion"] = {"const": f"{group}/v1alpha1"}
+    schema["properties"]["kind"] = {"const": kind}
+    schema["properties"]["metadata"] = {
+        "type": "object", "required": ["name", "namespace"],
+        "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+                       "namespace": {"type": "string"}, "labels": {"type": "object"},
+                       "finalizers": {"type": "array", "items": {"type": "string"}}},
+        "additionalProperties": False,
+    }
+    return schema
+
+
+ARGOCD_SCHEMAS = {"Application": _crd_schema("application-crd.yaml"), "AppProject": _crd_schema("appproject-crd.yaml")}
+
+
+@pytest.fixture(scope="module")
+def argocd(projects: dict[str, Path]) -> Docs:
+    """`kubectl kustomize deploy/argocd` of the GitOps variant: what the platform team applies."""
+    return documents(kustomize(projects[GITOPS_VARIANT] / "deploy" / "argocd"))
+
+
+def test_argocd_manifests_exist_only_in_gitops_mode(projects: dict[str, Path]) -> None:
+    for variant, project in projects.items():
+        gitops = VARIANTS[variant].get("deploy_mode") == "gitops"
+        assert (project / "deploy" / "argocd").is_dir() == gitops, variant
+        assert (project / "scripts-ci" / "lib" / "argocd.sh").is_file() == gitops, variant
+
+
+def test_argocd_manifests_validate_against_argo_cds_crds(argocd: Docs) -> None:
+    assert sorted(doc["kind"] for doc in argocd) == ["AppProject", "Application", "Application"]
+    for doc in argocd:
+        try:
+            jsonschema.validate(doc, ARGOCD_SCHEMAS[doc["kind"]])
+        except jsonschema.ValidationError as error:
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']} is invalid: {error.message} at {list(error.absolute_path)}")
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("Application", ("spec", "syncPolicy", "automated", "prun"), True),  # a typo
+        ("Application", ("spec", "source", "repoURL"), None),  # a required field
+        ("Application", ("spec", "syncPolicy", "retry", "limit"), "three"),
+        ("AppProject", ("spec", "destinations", 0, "namespce"), "x"),
+        ("Application", ("apiVersion",), "argoproj.io/v1"),
+    ],
+    ids=["unknown-field", "missing-required", "wrong-type", "project-unknown-field", "api-version"],
+)
+def test_argo_cd_schemas_reject_what_argo_cd_would(argocd: Docs, kind: str, path: tuple[Any, ...], value: Any) -> None:
+    """The vendored CRD schemas are not a rubber stamp."""
+    bad = copy.deepcopy(next(doc for doc in argocd if doc["kind"] == kind))
+    target: Any = bad
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, ARGOCD_SCHEMAS[kind])
+
+
+def test_argocd_applications_deploy_what_the_pipeline_promotes(argocd: Docs, projects: dict[str, Path]) -> None:
+    """Each environment's Application follows the directory gitops-promote.sh writes, into the
+    namespace of the overlays, within its AppProject, which allows every kind deploy/ renders."""
+    project = projects[GITOPS_VARIANT]
+    (app_project,) = [doc for doc in argocd if doc["kind"] == "AppProject"]
+    applications = by_kind(argocd, "Application")
+    assert set(applications) == {f"{SLUG}-staging", f"{SLUG}-production"}
+    repo_url = "https://gitlab.com/acme/k8s-manifests.git"
+    assert app_project["spec"]["sourceRepos"] == [repo_url]
+    allowed = {(entry["group"], entry["kind"]) for entry in app_project["spec"]["namespaceResourceWhitelist"]}
+    ci = (project / ".gitlab" / "ci" / "templates.yml").read_text()
+    assert f"GITOPS_PATH: apps/{SLUG}\n" in ci
+    for env in ("staging", "production"):
+        spec = applications[f"{SLUG}-{env}"]["spec"]
+        assert spec["project"] == app_project["metadata"]["name"] == SLUG
+        assert spec["source"] == {"repoURL": repo_url, "targetRevision": "main", "path": f"apps/{SLUG}/{env}"}
+        rendered_docs = documents(kustomize(project / "deploy" / "overlays" / env))
+        assert {doc["metadata"]["namespace"] for doc in rendered_docs} == {spec["destination"]["namespace"]}
+        assert spec["destination"]["namespace"] == f"{SLUG}-{env}"
+        assert spec["destination"] in app_project["spec"]["destinations"]
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        for doc in rendered_docs:
+            group = doc["apiVersion"].rpartition("/")[0]
+            assert (group, doc["kind"]) in allowed, f"{env}: the AppProject refuses {doc['kind']}"
+    assert app_project["spec"]["clusterResourceWhitelist"] == []
+    (policy,) = next(role for role in app_project["spec"]["roles"] if role["name"] == "ci")["policies"]
+    assert policy == f"p, proj:{SLUG}:ci, applications, get, {SLUG}/*, allow"
