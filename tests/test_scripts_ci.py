@@ -35,9 +35,20 @@ from dev.docgen import capabilities
 
 from .conftest import Render
 from .support.fake_kubectl import FakeKubectl
+from .support.gitops import TOKEN as ARGOCD_TOKEN
+from .support.gitops import (
+    FakeArgoCD,
+    Sync,
+    degraded_when,
+    fake_argocd,
+    gitops_repository,
+    never_synced,
+    sync_fails_when,
+)
+from .support.gitops import rendered as rendered_gitops
 from .support.postgres import Postgres
 from .support.procs import free_port, run
-from .support.project import SERVICE_TYPES, project_env, render
+from .support.project import GIT_ENV, SERVICE_TYPES, git_commit_all, project_env, render
 from .support.prometheus import Prometheus
 from .support.service import api_token, running_service
 
@@ -828,7 +839,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             status = answers.pop(0) if answers else 200
@@ -1602,7 +1613,7 @@ def pushed_metrics() -> Iterator[Monitoring]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
@@ -1673,3 +1684,157 @@ def test_pipeline_freshness_reports_an_unreachable_prometheus(batch: Path) -> No
                     env={"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"})
     assert result.returncode == 5, explain(result)
     assert "cannot reach Prometheus at http://127.0.0.1:" in result.stdout
+
+
+# ---------------------------------------------------------------- GitOps: waiting for Argo CD
+# gitops-promote.sh pushes to a local bare repository and asks a stand-in for Argo CD's API
+# (tests/support/gitops.py) that "syncs" the branch head with the verdict each test sets.
+
+
+@pytest.fixture(scope="module")
+def gitops(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(copier_template, tmp_path_factory.mktemp("gitops") / "project", {"deploy_mode": "gitops"})
+
+
+@dataclass
+class GitOps:
+    project: Path
+    bare: Path
+    argocd: FakeArgoCD
+    tmp_path: Path
+
+    def promote(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return script(self.project, "deploy/gitops-promote.sh", *args,
+                      env={"GITOPS_REPO_URL": f"file://{self.bare}", **GIT_ENV, **self.argocd.env, **env})
+
+    def log(self) -> list[str]:
+        return run(["git", "--git-dir", str(self.bare), "log", "--format=%s", "main"]).stdout.splitlines()
+
+    def head(self) -> str:
+        return self.argocd.head()
+
+    def production(self) -> tuple[list[str], list[int]]:
+        return rendered_gitops(self.bare, self.tmp_path, "my-service", "production")
+
+
+@pytest.fixture
+def gitops_repo(gitops: Path, tmp_path: Path) -> Iterator[GitOps]:
+    bare = gitops_repository(tmp_path, "my-service")
+    with fake_argocd(bare) as argocd:
+        yield GitOps(gitops, bare, argocd, tmp_path)
+
+
+def test_gitops_promotion_waits_until_argo_cd_is_synced_and_healthy_at_its_commit(gitops_repo: GitOps) -> None:
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa")
+    assert result.returncode == 0, explain(result)
+    head = gitops_repo.head()
+    # It saw the old revision, then Progressing, then Synced and Healthy at its own commit.
+    assert "my-service-staging: sync OutOfSync at " in result.stdout
+    assert f"my-service-staging: sync Synced at {head[:12]}, health Progressing" in result.stdout
+    assert f"my-service-staging is Synced and Healthy at {head[:12]}" in result.stdout
+    requests = gitops_repo.argocd.requests
+    assert {r["path"] for r in requests} == {"/api/v1/applications/my-service-staging"}
+    assert {r["authorization"] for r in requests} == {f"Bearer {ARGOCD_TOKEN}"}
+    assert requests[0]["query"] == {"refresh": ["normal"]}  # Argo CD looks at Git now, not in 3 minutes
+    assert len(requests) == 3
+    # The token is not on curl's command line (ps would show it) nor in the log.
+    assert ARGOCD_TOKEN not in result.stdout
+
+
+def test_gitops_promotion_accepts_a_later_commit_that_contains_its_own(gitops_repo: GitOps) -> None:
+    """Another service's promotion lands in the same repository right after ours: Argo CD
+    reports that later commit, which contains ours."""
+    other = gitops_repo.tmp_path / "other"
+
+    def someone_else_pushes(sync: Sync) -> dict[str, Any]:
+        if sync.polls == 1 and "reg/my-service:aaa" in sync.component and not other.exists():
+            run(["git", "clone", "--quiet", str(gitops_repo.bare), str(other)])
+            (other / "apps" / "another-service.yaml").write_text("kind: Nothing\n")
+            git_commit_all(other, "deploy(staging): another service")
+            run(["git", "push", "--quiet", "origin", "HEAD:main"], cwd=other)
+        return {"sync": "Synced", "health": "Healthy"}
+
+    gitops_repo.argocd.verdicts["my-service-staging"] = someone_else_pushes
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa")
+    assert result.returncode == 0, explain(result)
+    assert gitops_repo.log()[:2] == ["deploy(staging): another service", "deploy(staging): reg/my-service:aaa"]
+    assert "my-service-staging is Synced and Healthy" in result.stdout
+
+
+def test_a_degraded_promotion_is_reverted_and_the_revert_waited_for(gitops_repo: GitOps) -> None:
+    assert gitops_repo.promote("--env", "production", "--image", "reg/my-service:good").returncode == 0
+    gitops_repo.argocd.verdicts["my-service-production"] = degraded_when("reg/my-service:bad")
+    result = gitops_repo.promote("--env", "production", "--image", "reg/my-service:bad")
+    assert result.returncode == 1, explain(result)
+    assert 'is Degraded at' in result.stdout and "exceeded its progress deadline" in result.stdout
+    assert gitops_repo.log()[:3] == ['Revert "deploy(production): reg/my-service:bad"',
+                                     "deploy(production): reg/my-service:bad",
+                                     "deploy(production): reg/my-service:good"]
+    revert = gitops_repo.head()
+    assert "rolled back: reverted" in result.stdout and f"as {revert[:12]}" in result.stdout
+    assert ("promotion failed and was rolled back: deploy(production): reg/my-service:bad did not become "
+            "Synced and Healthy") in result.stdout
+    assert f"the revert {revert[:12]} is Synced and Healthy" in result.stdout
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+    # The rollback job that follows (when: on_failure) knows the failed release: stable does not
+    # run it any more, so it changes nothing.
+    rollback = gitops_repo.promote("--env", "production", "--rollback", "--image", "reg/my-service:bad")
+    assert rollback.returncode == 0, explain(rollback)
+    assert "not the failed release reg/my-service:bad: nothing to roll back" in rollback.stdout
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+
+
+def test_a_canary_step_whose_sync_fails_is_reverted_and_the_rollback_job_stops_the_canary(gitops_repo: GitOps) -> None:
+    assert gitops_repo.promote("--env", "production", "--image", "reg/my-service:good").returncode == 0
+    assert gitops_repo.promote("--env", "production", "--canary", "5", "--image", "reg/my-service:new").returncode == 0
+    gitops_repo.argocd.verdicts["my-service-production"] = sync_fails_when("canary-weight: 25")
+    result = gitops_repo.promote("--env", "production", "--canary", "25", "--image", "reg/my-service:new")
+    assert result.returncode == 1, explain(result)
+    assert "failed: one or more objects failed to apply: admission webhook denied the image" in result.stdout
+    assert "promotion failed and was rolled back" in result.stdout
+    assert gitops_repo.production() == (["reg/my-service:good", "reg/my-service:new"], [95, 5])
+    rollback = gitops_repo.promote("--env", "production", "--rollback", "--image", "reg/my-service:new")
+    assert rollback.returncode == 0, explain(rollback)
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+
+
+def test_a_promotion_argo_cd_never_syncs_times_out_is_reverted_and_says_the_revert_is_not_synced(
+    gitops_repo: GitOps,
+) -> None:
+    gitops_repo.argocd.verdicts["my-service-staging"] = never_synced
+    started = time.monotonic()
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", ARGOCD_WAIT_TIMEOUT="2s",
+                                 ARGOCD_POLL_INTERVAL="1")
+    assert result.returncode == 1, explain(result)
+    assert time.monotonic() - started < 30
+    assert "was not Synced and Healthy at" in result.stdout and "after 2s" in result.stdout
+    assert gitops_repo.log()[0] == 'Revert "deploy(staging): reg/my-service:aaa"'
+    assert "and its revert" in result.stdout and "is NOT Synced and Healthy either" in result.stdout
+    assert "argocd app get my-service-staging" in result.stdout
+
+
+@pytest.mark.parametrize("problem", ["token", "application", "server-down"])
+def test_when_argo_cd_cannot_answer_the_promotion_is_not_reverted_and_the_job_says_why(
+    gitops_repo: GitOps, problem: str
+) -> None:
+    env = {"token": {"ARGOCD_AUTH_TOKEN": "expired"}, "application": {"ARGOCD_APP": "my-servise-staging"},
+           "server-down": {"ARGOCD_SERVER": f"http://127.0.0.1:{free_port()}", "ARGOCD_WAIT_TIMEOUT": "1s"}}[problem]
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", **env)
+    expected = {"token": (2, "Argo CD refused the token (HTTP 401)"),
+                "application": (2, "Argo CD has no application my-servise-staging (HTTP 404)"),
+                "server-down": (5, "Argo CD never answered at http://127.0.0.1:")}[problem]
+    assert result.returncode == expected[0], explain(result)
+    assert expected[1] in result.stdout
+    assert "pushed, not verified, nothing reverted" in result.stdout
+    assert gitops_repo.log()[0] == "deploy(staging): reg/my-service:aaa"
+
+
+def test_gitops_promotion_refuses_to_run_without_argo_cd_unless_told_not_to_wait(gitops_repo: GitOps) -> None:
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", ARGOCD_SERVER="")
+    assert result.returncode == 2 and "ARGOCD_SERVER and ARGOCD_AUTH_TOKEN must be set" in result.stdout
+    assert gitops_repo.log() == ["chore: seed"]
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", "--no-wait", ARGOCD_SERVER="")
+    assert result.returncode == 0 and "--no-wait: not waiting for Argo CD" in result.stdout
+    dry = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:bbb", "--dry-run")
+    assert dry.returncode == 0 and "dry run: not pushed" in dry.stdout
+    assert gitops_repo.argocd.requests == []

@@ -178,7 +178,7 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             argocd.requests.append({"path": url.path, "query": parse_qs(url.query),
                                     "authorization": self.headers.get("Authorization")})
@@ -200,7 +200,7 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
             self.wfile.write(data)
 
     # Before the first question, each application runs what the branch holds now.
-    argocd._synced = {f"{argocd.slug}-{env}": argocd.head() for env in ("staging", "production")}  # noqa: SLF001
+    argocd._synced = {f"{argocd.slug}-{env}": argocd.head() for env in ("staging", "production")}
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     argocd.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # ARGOCD_REASON is read by deploy/gitops-promote.sh
 # Argo CD's REST API for deploy/gitops-promote.sh (sourced, never run on its own): wait until
 # an Application is Synced and Healthy at a Git revision of the GitOps repository. curl and
 # jq only, no argocd CLI. The Applications are deploy/argocd/applications.yaml.
