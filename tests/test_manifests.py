@@ -9,6 +9,8 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import time
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,8 @@ def _tools() -> None:
     hints = {
         "kubectl": "kubectl 1.27+ (built-in Kustomize) is part of the test machine image; install it from your Kubernetes package source",
         "promtool": "promtool comes with Prometheus: `apt-get install prometheus` or `make deps`",
+        "amtool": "amtool comes with Alertmanager: `apt-get install prometheus-alertmanager` (dev/install-test-deps.sh)",
+        "prometheus-alertmanager": "Debian's Alertmanager: `apt-get install prometheus-alertmanager` (dev/install-test-deps.sh)",
     }
     missing = [f"{tool}: {hint}" for tool, hint in hints.items() if not shutil.which(tool)]
     if missing:
@@ -713,3 +717,108 @@ def test_argocd_applications_deploy_what_the_pipeline_promotes(argocd: Docs, pro
     assert app_project["spec"]["clusterResourceWhitelist"] == []
     (policy,) = next(role for role in app_project["spec"]["roles"] if role["name"] == "ci")["policies"]
     assert policy == f"p, proj:{SLUG}:ci, applications, get, {SLUG}/*, allow"
+
+
+# ---------------------------------------------------------------- alerts open GitLab incidents
+AUTHORIZATION_KEY = "gitlab-alert-integration-key"
+
+
+@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
+def test_alertmanager_config_passes_amtool(projects: dict[str, Path], tmp_path: Path, variant: str) -> None:
+    """`amtool check-config` on deploy/monitoring/alertmanager.yaml. Debian's Alertmanager (0.25)
+    predates the webhook's url_file (0.26): the URL is written in for the check."""
+    config = yaml.safe_load((projects[variant] / "deploy" / "monitoring" / "alertmanager.yaml").read_text())
+    (webhook,) = config["receivers"][0]["webhook_configs"]
+    assert webhook["url_file"].startswith("/etc/alertmanager/secrets/")
+    assert webhook["http_config"]["authorization"]["credentials_file"].startswith("/etc/alertmanager/secrets/")
+    assert webhook["send_resolved"] is True  # a resolved alert closes the incident
+    assert "gitlab_environment_name" in config["route"]["group_by"]
+    webhook["url"] = "https://gitlab.example.com/acme/ai-services/fraud-scoring/alerts/notify/prometheus/1.json"
+    del webhook["url_file"]
+    (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(config))
+    result = run(["amtool", "check-config", str(tmp_path / "alertmanager.yaml")], check=False)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_firing_production_alert_reaches_gitlab_as_an_incident_of_production(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """Real Prometheus and Alertmanager with the generated configuration: an alert of the
+    production namespace is relabelled gitlab_environment_name=production and posted to a
+    stand-in of GitLab's alert endpoint with the integration's key as bearer token."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from .support.procs import free_port, stop, wait_until_answers
+
+    received: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    class GitLab(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers.get("Authorization"), body))
+            self.send_response(200)
+            self.end_headers()
+
+    gitlab = ThreadingHTTPServer(("127.0.0.1", free_port()), GitLab)
+    threading.Thread(target=gitlab.serve_forever, daemon=True).start()
+    monitoring = projects["default"] / "deploy" / "monitoring"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    endpoint = f"http://127.0.0.1:{gitlab.server_address[1]}/acme/fraud-scoring/alerts/notify/prometheus/1.json"
+    (secrets / "authorization-key").write_text(AUTHORIZATION_KEY)
+    am_config = yaml.safe_load((monitoring / "alertmanager.yaml").read_text())
+    (webhook,) = am_config["receivers"][0]["webhook_configs"]
+    del webhook["url_file"]  # Debian's Alertmanager 0.25: see test_alertmanager_config_passes_amtool
+    webhook["url"] = endpoint
+    webhook["http_config"]["authorization"]["credentials_file"] = str(secrets / "authorization-key")
+    am_config["route"]["group_wait"] = "1s"  # the test does not wait 30 s
+    (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(am_config))
+    am_port = free_port()
+    am_log = (tmp_path / "alertmanager.log").open("wb")
+    alertmanager = subprocess.Popen(
+        ["prometheus-alertmanager", f"--config.file={tmp_path / 'alertmanager.yaml'}",
+         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
+         "--cluster.listen-address="], stdout=am_log, stderr=subprocess.STDOUT)
+    prometheus = None
+    try:
+        wait_until_answers(f"http://127.0.0.1:{am_port}/-/ready", alertmanager, 30,
+                           lambda: (tmp_path / "alertmanager.log").read_text())
+        # Prometheus with the generated alerting section; the scrape job is not needed here:
+        # one rule that fires at once, with the labels the golden-signal alerts carry.
+        config = yaml.safe_load((monitoring / "prometheus.yaml").read_text())
+        config["scrape_configs"] = []
+        config["global"]["evaluation_interval"] = "1s"
+        config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+        config["rule_files"] = ["rules.yaml"]
+        (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
+            {"alert": "HighErrorRate", "expr": f'label_replace(vector(1), "namespace", "{SLUG}-production", "", "")',
+             "labels": {"severity": "critical"}}]}]}))
+        port = free_port()
+        prom_log = (tmp_path / "prometheus.log").open("wb")
+        prometheus = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yaml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}",
+             # The first send may come before Alertmanager is discovered: send again each second.
+             "--rules.alert.resend-delay=1s"], stdout=prom_log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert received, "no alert reached the GitLab stand-in in 60 s:\n" + (tmp_path / "alertmanager.log").read_text()[-3000:]
+    finally:
+        if prometheus is not None:
+            stop(prometheus)
+        stop(alertmanager)
+        gitlab.shutdown()
+        gitlab.server_close()
+    path, authorization, payload = received[0]
+    assert path == "/acme/fraud-scoring/alerts/notify/prometheus/1.json"
+    assert authorization == f"Bearer {AUTHORIZATION_KEY}"
+    (alert,) = payload["alerts"]
+    assert alert["status"] == "firing"
+    assert alert["labels"]["gitlab_environment_name"] == "production"
+    assert alert["labels"]["alertname"] == "HighErrorRate"
