@@ -518,6 +518,18 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
             assert pipeline.jobs[f"db-restore-{env}"]["script"] == [f"./scripts-ci/db/restore-db.sh {env}"]
 
 
+def test_every_job_that_changes_an_environment_declares_it(pipeline: Pipeline) -> None:
+    """GitLab counts deployments (DORA: deployment frequency, lead time) and files incidents
+    per environment only for jobs that declare `environment:`."""
+    for name, job in pipeline.jobs.items():
+        script = "\n".join(job.get("script", []))
+        if re.search(r"scripts-ci/deploy/|scripts-ci/db/(migrate|restore)", script):
+            environment = job.get("environment")
+            assert isinstance(environment, dict) and environment.get("name") in {"staging", "production"}, name
+            assert environment.get("deployment_tier", environment["name"]) == environment["name"] or \
+                environment.get("action") == "stop", name
+
+
 def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
     scripts = {name: "\n".join(job["script"]) for name, job in pipeline.jobs.items()}
     everything = "\n".join(scripts.values())
@@ -535,6 +547,13 @@ def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
     else:
         assert "gitops" not in everything
         assert scripts["deploy-staging"] == f"./scripts-ci/deploy/deploy-to-staging.sh {SIGNED}"
+        # Staging's on_stop action, a manual job of the default-branch pipeline.
+        assert pipeline.jobs["deploy-staging"]["environment"]["on_stop"] == "stop-staging"
+        stop = pipeline.jobs["stop-staging"]
+        assert stop["environment"] == {"name": "staging", "action": "stop"}
+        assert scripts["stop-staging"] == "./scripts-ci/deploy/stop-staging.sh"
+        listed = pipeline.graph("default-branch")["stop-staging"]
+        assert listed["when"] == "manual" and listed["allow_failure"] is True and listed["stage"] == "staging"
         assert scripts["canary-rollback"] == "./scripts-ci/deploy/rollback-deployment.sh --immediate"
         assert "--percent 5" in scripts["canary-5"]
 

@@ -68,6 +68,7 @@ SCRIPTS = [
     "db/backup-db.sh",
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
+    "deploy/stop-staging.sh",
 ]
 # What a batch (serves_http false) gets instead: no HTTP test nor golden signals.
 BATCH_SCRIPTS = [
@@ -79,6 +80,7 @@ BATCH_SCRIPTS = [
     "db/backup-db.sh",
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
+    "deploy/stop-staging.sh",
 ]
 
 
@@ -1838,3 +1840,43 @@ def test_gitops_promotion_refuses_to_run_without_argo_cd_unless_told_not_to_wait
     dry = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:bbb", "--dry-run")
     assert dry.returncode == 0 and "dry run: not pushed" in dry.stdout
     assert gitops_repo.argocd.requests == []
+
+
+# ---------------------------------------------------------------- staging's on_stop action
+STAGING = "my-service-staging"
+
+
+def test_stop_staging_scales_the_service_down_and_the_next_deploy_brings_it_back(cluster: Cluster) -> None:
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    cluster.kubectl.calls()
+    dry = cluster.run("deploy/stop-staging.sh", "--dry-run")
+    assert dry.returncode == 0, explain(dry)
+    assert "dry-run, would run: kubectl scale deployment my-service --namespace my-service-staging --replicas 0" in dry.stdout
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 1
+    result = cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [f"scale deployment my-service --namespace {STAGING} --replicas 0"]
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 0
+    assert "staging stopped: 1 Deployment(s) at 0 replicas" in result.stdout
+    # Nothing else went: the Service and the HTTPRoute stay for the next deploy.
+    assert cluster.kubectl.object("HTTPRoute", STAGING, "my-service") is not None
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V2).returncode == 0
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 1
+
+
+def test_stop_staging_with_nothing_deployed_says_so(cluster: Cluster) -> None:
+    result = cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert "already stopped (or was never deployed)" in result.stdout
+
+
+def test_stop_staging_suspends_the_batch_and_the_next_deploy_resumes_it(batch_cluster: BatchCluster) -> None:
+    assert batch_cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is False
+    assert batch_cluster.jobs(STAGING)
+    result = batch_cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is True
+    assert batch_cluster.jobs(STAGING) == []
+    assert batch_cluster.run("deploy/deploy-to-staging.sh", image=V2).returncode == 0
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is False
