@@ -97,6 +97,7 @@ SCRIPTS_CI: set[str] = {
     "scripts-ci/.shellcheckrc",
     "scripts-ci/README.md",
     "scripts-ci/alerts/notify-oncall.sh",
+    "scripts-ci/gitlab/apply-retention.py",
     "scripts-ci/db/backup-db.sh",
     "scripts-ci/db/restore-db.sh",
     "scripts-ci/deploy/canary-deploy.sh",

@@ -530,6 +530,15 @@ def test_every_job_that_changes_an_environment_declares_it(pipeline: Pipeline) -
                 environment.get("action") == "stop", name
 
 
+def test_every_artifact_expires_or_says_it_never_does(pipeline: Pipeline) -> None:
+    """Retention of artifacts is each job's expire_in (docs/pipeline.md, "Retention"): no job
+    keeps files for GitLab's instance default by omission."""
+    for name, job in pipeline.jobs.items():
+        artifacts = job.get("artifacts")
+        if artifacts and (artifacts.get("paths") or artifacts.get("reports")):
+            assert "expire_in" in artifacts, f"{name} keeps artifacts without expire_in"
+
+
 def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
     scripts = {name: "\n".join(job["script"]) for name, job in pipeline.jobs.items()}
     everything = "\n".join(scripts.values())

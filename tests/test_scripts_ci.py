@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -69,6 +70,7 @@ SCRIPTS = [
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
     "deploy/stop-staging.sh",
+    "gitlab/apply-retention.py",
 ]
 # What a batch (serves_http false) gets instead: no HTTP test nor golden signals.
 BATCH_SCRIPTS = [
@@ -81,6 +83,7 @@ BATCH_SCRIPTS = [
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
     "deploy/stop-staging.sh",
+    "gitlab/apply-retention.py",
 ]
 
 
@@ -1880,3 +1883,123 @@ def test_stop_staging_suspends_the_batch_and_the_next_deploy_resumes_it(batch_cl
     assert batch_cluster.jobs(STAGING) == []
     assert batch_cluster.run("deploy/deploy-to-staging.sh", image=V2).returncode == 0
     assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is False
+
+
+# ---------------------------------------------------------------- retention through GitLab's API
+GITLAB_TOKEN = "glpat-retention-test"
+
+
+@dataclass
+class GitLabAPI:
+    """A stand-in for GitLab's project API: GET and PUT /api/v4/projects/:id, token checked."""
+
+    project: dict[str, Any]
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def gitlab_api() -> Iterator[GitLabAPI]:
+    api = GitLabAPI(project={
+        "id": 42, "path_with_namespace": "acme/ai-services/my-service", "keep_latest_artifact": False,
+        # GitLab's defaults for a new project: the policy off, 90 days, every tag.
+        "container_expiration_policy": {"cadence": "1d", "enabled": False, "keep_n": 10, "older_than": "90d",
+                                        "name_regex": ".*", "name_regex_keep": None, "next_run_at": None},
+    })
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def reply(self, code: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def handle_project(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            api.requests.append((method, self.path, body))
+            if self.headers.get("PRIVATE-TOKEN") != GITLAB_TOKEN:
+                return self.reply(401, {"message": "401 Unauthorized"})
+            if self.path.split("?")[0] not in ("/api/v4/projects/42", "/api/v4/projects/acme%2Fai-services%2Fmy-service"):
+                return self.reply(404, {"message": "404 Project Not Found"})
+            if method == "PUT":
+                body = copy.deepcopy(body)
+                attributes = dict(body.pop("container_expiration_policy_attributes", {}))
+                if "name_regex_delete" in attributes:
+                    attributes["name_regex"] = attributes.pop("name_regex_delete")
+                api.project["container_expiration_policy"].update(attributes)
+                api.project.update(body)
+            return self.reply(200, api.project)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.handle_project("GET")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self.handle_project("PUT")
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    api.url = f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+EXPECTED_RETENTION = {
+    "keep_latest_artifact": True,
+    "container_expiration_policy_attributes": {
+        "enabled": True, "older_than": "30d",
+        "name_regex_delete": "^([0-9a-f]{40}|mr-[0-9]+)$",
+        "name_regex_keep": r"^(v[0-9]+\.[0-9]+\.[0-9]+|latest|cache|sha256-.*)$",
+    },
+}
+
+
+def retention(rendered: Path, api: GitLabAPI, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return script(rendered, "gitlab/apply-retention.py", *args, env={
+        "GITLAB_API_TOKEN": GITLAB_TOKEN, "CI_API_V4_URL": api.url, "CI_PROJECT_ID": "42", **env})
+
+
+def test_retention_dry_run_prints_the_request_and_sends_none(rendered: Path, gitlab_api: GitLabAPI) -> None:
+    result = retention(rendered, gitlab_api, "--dry-run")
+    assert result.returncode == 0, explain(result)
+    body = json.dumps(EXPECTED_RETENTION, sort_keys=True)
+    assert f"dry run, would send: PUT {gitlab_api.url}/projects/42 {body}" in result.stdout
+    assert [method for method, _, _ in gitlab_api.requests] == ["GET"]
+
+
+def test_retention_sends_only_what_differs_and_a_second_run_sends_nothing(rendered: Path, gitlab_api: GitLabAPI) -> None:
+    first = retention(rendered, gitlab_api)
+    assert first.returncode == 0, explain(first)
+    assert gitlab_api.requests == [("GET", "/api/v4/projects/42", None), ("PUT", "/api/v4/projects/42", EXPECTED_RETENTION)]
+    assert "retention applied" in first.stdout
+    gitlab_api.requests.clear()
+    second = retention(rendered, gitlab_api)
+    assert second.returncode == 0, explain(second)
+    assert [method for method, _, _ in gitlab_api.requests] == ["GET"]
+    assert "nothing to change" in second.stdout
+    # Someone changed one setting by hand: only that one goes back.
+    gitlab_api.project["container_expiration_policy"]["older_than"] = "90d"
+    gitlab_api.requests.clear()
+    third = retention(rendered, gitlab_api, "--project", "acme/ai-services/my-service")
+    assert third.returncode == 0, explain(third)
+    assert gitlab_api.requests[-1] == ("PUT", "/api/v4/projects/42",
+                                       {"container_expiration_policy_attributes": {"older_than": "30d"}})
+
+
+@pytest.mark.parametrize("problem", ["token", "project", "no-token", "down"])
+def test_retention_says_what_is_wrong(rendered: Path, gitlab_api: GitLabAPI, problem: str) -> None:
+    env = {"token": {"GITLAB_API_TOKEN": "wrong"}, "project": {"CI_PROJECT_ID": "7"},
+           "no-token": {"GITLAB_API_TOKEN": ""}, "down": {"CI_API_V4_URL": f"http://127.0.0.1:{free_port()}/api/v4"}}[problem]
+    code, message = {"token": (2, "GitLab refused the token (HTTP 401)"), "project": (2, "cannot read project '7' (HTTP 404)"),
+                     "no-token": (2, "GITLAB_API_TOKEN is not set"), "down": (5, "GitLab is unreachable")}[problem]
+    result = retention(rendered, gitlab_api, **env)
+    assert result.returncode == code and message in result.stdout, explain(result)
+    assert not [r for r in gitlab_api.requests if r[0] == "PUT"]
