@@ -1936,10 +1936,10 @@ def gitlab_api() -> Iterator[GitLabAPI]:
                 api.project.update(body)
             return self.reply(200, api.project)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.handle_project("GET")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             self.handle_project("PUT")
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
