@@ -66,9 +66,14 @@ def changes(project: dict[str, Any]) -> dict[str, Any]:
     """What differs from the playbook: the body of the PUT, empty when nothing does."""
     current = project.get("container_expiration_policy") or {}
     # GitLab answers name_regex for what it takes as name_regex_delete.
-    current = {**current, "name_regex_delete": current.get("name_regex_delete", current.get("name_regex"))}
+    current = {
+        **current,
+        "name_regex_delete": current.get("name_regex_delete", current.get("name_regex")),
+    }
     policy = {key: value for key, value in POLICY.items() if current.get(key) != value}
-    body: dict[str, Any] = {key: value for key, value in PROJECT.items() if project.get(key) != value}
+    body: dict[str, Any] = {
+        key: value for key, value in PROJECT.items() if project.get(key) != value
+    }
     if policy:
         body["container_expiration_policy_attributes"] = policy
     return body
@@ -88,9 +93,15 @@ def main() -> None:
     token = os.environ.get("GITLAB_API_TOKEN", "")
     api = os.environ.get("CI_API_V4_URL", "").rstrip("/")
     if not token:
-        fail(2, "GITLAB_API_TOKEN is not set: a project access token with role Maintainer and scope api (Vault, secret/<project>/ci, gitlab_api_token)")
+        fail(
+            2,
+            "GITLAB_API_TOKEN is not set: a project access token with role Maintainer and scope api (Vault, secret/<project>/ci, gitlab_api_token)",
+        )
     if not api.endswith("/api/v4"):
-        fail(2, f"CI_API_V4_URL must be GitLab's API URL ending in /api/v4, e.g. https://gitlab.example.com/api/v4 (got {api!r})")
+        fail(
+            2,
+            f"CI_API_V4_URL must be GitLab's API URL ending in /api/v4, e.g. https://gitlab.example.com/api/v4 (got {api!r})",
+        )
     if not args.project:
         fail(2, "no project: set CI_PROJECT_ID or give --project ID_OR_PATH")
 
@@ -99,7 +110,9 @@ def main() -> None:
         project = client.projects.get(args.project)
         body = changes(project.asdict())
         if not body:
-            print(f"apply-retention: {project.path_with_namespace}: retention already as the playbook says; nothing to change")
+            print(
+                f"apply-retention: {project.path_with_namespace}: retention already as the playbook says; nothing to change"
+            )
             return
         request = f"PUT {api}/projects/{project.id} {json.dumps(body, sort_keys=True)}"
         if args.dry_run:
@@ -109,11 +122,20 @@ def main() -> None:
         client.projects.update(project.id, body)
         print(f"apply-retention: {project.path_with_namespace}: retention applied")
     except gitlab.exceptions.GitlabAuthenticationError as error:
-        fail(2, f"GitLab refused the token (HTTP {error.response_code}): GITLAB_API_TOKEN must be a project access token with scope api")
+        fail(
+            2,
+            f"GitLab refused the token (HTTP {error.response_code}): GITLAB_API_TOKEN must be a project access token with scope api",
+        )
     except gitlab.exceptions.GitlabGetError as error:
-        fail(2, f"cannot read project {args.project!r} (HTTP {error.response_code}): check CI_PROJECT_ID/--project and that the token's role is Maintainer")
+        fail(
+            2,
+            f"cannot read project {args.project!r} (HTTP {error.response_code}): check CI_PROJECT_ID/--project and that the token's role is Maintainer",
+        )
     except gitlab.exceptions.GitlabUpdateError as error:
-        fail(1, f"GitLab refused the change (HTTP {error.response_code}): {error.error_message}; the token needs role Maintainer")
+        fail(
+            1,
+            f"GitLab refused the change (HTTP {error.response_code}): {error.error_message}; the token needs role Maintainer",
+        )
     except requests.exceptions.ConnectionError as error:
         fail(5, f"GitLab is unreachable at {api}: {error.__class__.__name__}")
 
