@@ -37,29 +37,57 @@ def gitops_repository(tmp_path: Path, app: str) -> Path:
 
     def deployment(name: str) -> dict[str, Any]:
         return {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
             "spec": {
                 "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": {
-                    "containers": [{"name": "app", "image": f"registry.example.com/{app}:bootstrap"}]}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "image": f"registry.example.com/{app}:bootstrap"}
+                        ]
+                    },
+                },
             },
         }
 
     route = {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": app},
-        "spec": {"rules": [{"backendRefs": [{"name": app, "port": 80, "weight": 100},
-                                            {"name": f"{app}-canary", "port": 80, "weight": 0}]}]},
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": app},
+        "spec": {
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": app, "port": 80, "weight": 100},
+                        {"name": f"{app}-canary", "port": 80, "weight": 0},
+                    ]
+                }
+            ]
+        },
     }
-    for env, objects in {"staging": [deployment(app)],
-                         "production": [deployment(app), deployment(f"{app}-canary"), route]}.items():
+    for env, objects in {
+        "staging": [deployment(app)],
+        "production": [deployment(app), deployment(f"{app}-canary"), route],
+    }.items():
         base = seed / "apps" / app / env
         (base / "pipeline").mkdir(parents=True)
         (base / "all.yaml").write_text(yaml.safe_dump_all(objects))
-        (base / "kustomization.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": ["all.yaml"], "components": ["pipeline"]}))
+        (base / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": ["all.yaml"],
+                    "components": ["pipeline"],
+                }
+            )
+        )
         (base / "pipeline" / "kustomization.yaml").write_text(
-            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+        )
     git_commit_all(seed, "chore: seed")
     bare = tmp_path / "gitops.git"
     run(["git", "clone", "--quiet", "--bare", str(seed), str(bare)])
@@ -73,11 +101,21 @@ def rendered(bare: Path, tmp_path: Path, app: str, env: str) -> tuple[list[str],
     run(["git", "clone", "--quiet", str(bare), str(check)])
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is missing: it renders the GitOps repository (kubectl kustomize)"
-    docs = list(yaml.safe_load_all(run([kubectl, "kustomize", f"apps/{app}/{env}"], cwd=check).stdout))
-    images = [c["image"] for d in docs if d["kind"] == "Deployment"
-              for c in d["spec"]["template"]["spec"]["containers"]]
-    weights = [ref["weight"] for d in docs if d["kind"] == "HTTPRoute"
-               for ref in d["spec"]["rules"][0]["backendRefs"]]
+    docs = list(
+        yaml.safe_load_all(run([kubectl, "kustomize", f"apps/{app}/{env}"], cwd=check).stdout)
+    )
+    images = [
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    weights = [
+        ref["weight"]
+        for d in docs
+        if d["kind"] == "HTTPRoute"
+        for ref in d["spec"]["rules"][0]["backendRefs"]
+    ]
     return images, weights
 
 
@@ -96,26 +134,40 @@ def healthy(sync: Sync) -> dict[str, Any]:
     if sync.polls == 1:
         return {"sync": "OutOfSync", "health": "Healthy", "revision": None}
     if sync.polls == 2:
-        return {"sync": "Synced", "health": "Progressing", "message": "Waiting for rollout to finish"}
+        return {
+            "sync": "Synced",
+            "health": "Progressing",
+            "message": "Waiting for rollout to finish",
+        }
     return {"sync": "Synced", "health": "Healthy"}
 
 
 def degraded_when(image: str) -> Callable[[Sync], dict[str, Any]]:
     """Healthy, except a revision that deploys `image`: its pods never get ready."""
+
     def verdict(sync: Sync) -> dict[str, Any]:
         if image in sync.component and sync.polls >= 2:
-            return {"sync": "Synced", "health": "Degraded",
-                    "message": 'Deployment "my-service" exceeded its progress deadline'}
+            return {
+                "sync": "Synced",
+                "health": "Degraded",
+                "message": 'Deployment "my-service" exceeded its progress deadline',
+            }
         return healthy(sync)
+
     return verdict
 
 
 def sync_fails_when(image: str) -> Callable[[Sync], dict[str, Any]]:
     def verdict(sync: Sync) -> dict[str, Any]:
         if image in sync.component:
-            return {"sync": "OutOfSync", "health": "Healthy", "phase": "Failed",
-                    "operation_message": "one or more objects failed to apply: admission webhook denied the image"}
+            return {
+                "sync": "OutOfSync",
+                "health": "Healthy",
+                "phase": "Failed",
+                "operation_message": "one or more objects failed to apply: admission webhook denied the image",
+            }
         return healthy(sync)
+
     return verdict
 
 
@@ -140,7 +192,9 @@ class FakeArgoCD:
 
     def component(self, revision: str, env: str) -> str:
         path = f"apps/{self.slug}/{env}/pipeline/kustomization.yaml"
-        return run(["git", "--git-dir", str(self.bare), "show", f"{revision}:{path}"], check=False).stdout
+        return run(
+            ["git", "--git-dir", str(self.bare), "show", f"{revision}:{path}"], check=False
+        ).stdout
 
     def application(self, name: str) -> dict[str, Any] | None:
         env = name.removeprefix(f"{self.slug}-")
@@ -155,19 +209,31 @@ class FakeArgoCD:
             self._synced[name] = head
         status: dict[str, Any] = {
             "sync": {"status": verdict["sync"], "revision": revision},
-            "health": {"status": verdict["health"], **({"message": verdict["message"]} if "message" in verdict else {})},
+            "health": {
+                "status": verdict["health"],
+                **({"message": verdict["message"]} if "message" in verdict else {}),
+            },
         }
         if "phase" in verdict:
-            status["operationState"] = {"phase": verdict["phase"], "message": verdict["operation_message"],
-                                        "syncResult": {"revision": head}}
-        return {"metadata": {"name": name, "namespace": "argocd"},
-                "spec": {"project": self.slug, "source": {"path": f"apps/{self.slug}/{env}"}},
-                "status": status}
+            status["operationState"] = {
+                "phase": verdict["phase"],
+                "message": verdict["operation_message"],
+                "syncResult": {"revision": head},
+            }
+        return {
+            "metadata": {"name": name, "namespace": "argocd"},
+            "spec": {"project": self.slug, "source": {"path": f"apps/{self.slug}/{env}"}},
+            "status": status,
+        }
 
     @property
     def env(self) -> dict[str, str]:
-        return {"ARGOCD_SERVER": self.url, "ARGOCD_AUTH_TOKEN": TOKEN, "ARGOCD_POLL_INTERVAL": "0",
-                "ARGOCD_WAIT_TIMEOUT": "20s"}
+        return {
+            "ARGOCD_SERVER": self.url,
+            "ARGOCD_AUTH_TOKEN": TOKEN,
+            "ARGOCD_POLL_INTERVAL": "0",
+            "ARGOCD_WAIT_TIMEOUT": "20s",
+        }
 
 
 @contextmanager
@@ -180,15 +246,24 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            argocd.requests.append({"path": url.path, "query": parse_qs(url.query),
-                                    "authorization": self.headers.get("Authorization")})
+            argocd.requests.append(
+                {
+                    "path": url.path,
+                    "query": parse_qs(url.query),
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self.answer(401, {"error": "invalid session: token signature is invalid", "code": 16})
+                return self.answer(
+                    401, {"error": "invalid session: token signature is invalid", "code": 16}
+                )
             name = url.path.removeprefix("/api/v1/applications/")
             app = argocd.application(name) if url.path.startswith("/api/v1/applications/") else None
             if app is None:
-                return self.answer(404 if url.path.startswith("/api/v1/applications/") else 400,
-                                   {"error": f'applications.argoproj.io "{name}" not found', "code": 5})
+                return self.answer(
+                    404 if url.path.startswith("/api/v1/applications/") else 400,
+                    {"error": f'applications.argoproj.io "{name}" not found', "code": 5},
+                )
             return self.answer(200, app)
 
         def answer(self, code: int, body: dict[str, Any]) -> None:
