@@ -12,6 +12,7 @@ APT_PACKAGES=(
   postgresql postgresql-client     # integration tests, backup/restore scripts
   prometheus                       # golden-signal and canary checks, promtool
   prometheus-pushgateway           # the batch pushes its metrics; freshness check end to end
+  prometheus-alertmanager          # amtool check-config; alerts reach GitLab's endpoint end to end
   buildah podman runc debootstrap  # image builds and hardened runs without Docker
   wrk                              # load for the performance script
   chromium fonts-dejavu-core       # the docs site opened in a real browser (playwright-core drives it)

@@ -81,7 +81,15 @@ PIPELINE_DATABASE = {
     "scripts-ci/db/migration_state.py",
     "scripts-ci/db/repair-migration.sh",
 }
-PIPELINE_GITOPS = {"scripts-ci/deploy/gitops-promote.sh"}
+PIPELINE_GITOPS = {
+    "deploy/argocd/applications.yaml",
+    "deploy/argocd/appproject.yaml",
+    "deploy/argocd/kustomization.yaml",
+    "scripts-ci/deploy/gitops-promote.sh",
+    "scripts-ci/lib/argocd.sh",
+}
+# Direct deploys only: staging's on_stop action scales the service down with kubectl.
+PIPELINE_DIRECT = {"scripts-ci/deploy/stop-staging.sh"}
 
 # scripts-ci/ (issue: scripts-ci): the same deploy scripts (names) for every type; a batch
 # type's work on CronJobs.
@@ -89,6 +97,7 @@ SCRIPTS_CI: set[str] = {
     "scripts-ci/.shellcheckrc",
     "scripts-ci/README.md",
     "scripts-ci/alerts/notify-oncall.sh",
+    "scripts-ci/gitlab/apply-retention.py",
     "scripts-ci/db/backup-db.sh",
     "scripts-ci/db/restore-db.sh",
     "scripts-ci/deploy/canary-deploy.sh",
@@ -111,6 +120,7 @@ DEPLOY = {
     "deploy/base/workload/kustomization.yaml",
     "deploy/components/production/config.env",
     "deploy/components/production/kustomization.yaml",
+    "deploy/monitoring/alertmanager.yaml",
     "deploy/monitoring/alerts.test.yaml",
     "deploy/monitoring/alerts.yaml",
     "deploy/monitoring/prometheus.yaml",
@@ -295,4 +305,6 @@ def expected_files(answers: Mapping[str, Any]) -> set[str]:
             files |= TRAINING_TRACKING
     if answers.get("deploy_mode") == "gitops":
         files |= PIPELINE_GITOPS
+    else:
+        files |= PIPELINE_DIRECT
     return {name.format(pkg=answers["package_name"], service_type=kind.name) for name in files}

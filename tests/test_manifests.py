@@ -9,6 +9,8 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import time
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,8 @@ def _tools() -> None:
     hints = {
         "kubectl": "kubectl 1.27+ (built-in Kustomize) is part of the test machine image; install it from your Kubernetes package source",
         "promtool": "promtool comes with Prometheus: `apt-get install prometheus` or `make deps`",
+        "amtool": "amtool comes with Alertmanager: `apt-get install prometheus-alertmanager` (dev/install-test-deps.sh)",
+        "prometheus-alertmanager": "Debian's Alertmanager: `apt-get install prometheus-alertmanager` (dev/install-test-deps.sh)",
     }
     missing = [f"{tool}: {hint}" for tool, hint in hints.items() if not shutil.which(tool)]
     if missing:
@@ -598,3 +602,223 @@ def test_make_manifests_renders_every_overlay(projects: dict[str, Path], tmp_pat
         text = (project / "build" / "manifests" / f"{overlay}.yaml").read_text()
         assert text == kustomize(project / "deploy" / "overlays" / overlay)
     assert "build/" in (project / ".gitignore").read_text().split()
+
+
+# ---------------------------------------------------------------- Argo CD (deploy_mode gitops)
+ARGOCD_CRDS = ROOT / "tests" / "schemas" / "argocd"  # vendored from argoproj/argo-cd (README.md there)
+GITOPS_VARIANT = "distroless-3.12-gitops"
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD's structural schema as a JSON schema that refuses unknown fields, as
+    `kubectl apply --validate=strict` does (the API server would silently prune them)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if (strict.get("type") == "object" and "properties" in strict and "additionalProperties" not in strict
+            and not strict.get("x-kubernetes-preserve-unknown-fields")):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def _crd_schema(file: str) -> dict[str, Any]:
+    crd = yaml.safe_load((ARGOCD_CRDS / file).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    schema["properties"]["apiVersion"] = {"const": f"{group}/v1alpha1"}
+    schema["properties"]["kind"] = {"const": kind}
+    schema["properties"]["metadata"] = {
+        "type": "object", "required": ["name", "namespace"],
+        "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+                       "namespace": {"type": "string"}, "labels": {"type": "object"},
+                       "finalizers": {"type": "array", "items": {"type": "string"}}},
+        "additionalProperties": False,
+    }
+    return schema
+
+
+ARGOCD_SCHEMAS = {"Application": _crd_schema("application-crd.yaml"), "AppProject": _crd_schema("appproject-crd.yaml")}
+
+
+@pytest.fixture(scope="module")
+def argocd(projects: dict[str, Path]) -> Docs:
+    """`kubectl kustomize deploy/argocd` of the GitOps variant: what the platform team applies."""
+    return documents(kustomize(projects[GITOPS_VARIANT] / "deploy" / "argocd"))
+
+
+def test_argocd_manifests_exist_only_in_gitops_mode(projects: dict[str, Path]) -> None:
+    for variant, project in projects.items():
+        gitops = VARIANTS[variant].get("deploy_mode") == "gitops"
+        assert (project / "deploy" / "argocd").is_dir() == gitops, variant
+        assert (project / "scripts-ci" / "lib" / "argocd.sh").is_file() == gitops, variant
+
+
+def test_argocd_manifests_validate_against_argo_cds_crds(argocd: Docs) -> None:
+    assert sorted(doc["kind"] for doc in argocd) == ["AppProject", "Application", "Application"]
+    for doc in argocd:
+        try:
+            jsonschema.validate(doc, ARGOCD_SCHEMAS[doc["kind"]])
+        except jsonschema.ValidationError as error:
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']} is invalid: {error.message} at {list(error.absolute_path)}")
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("Application", ("spec", "syncPolicy", "automated", "prun"), True),  # a typo
+        ("Application", ("spec", "source", "repoURL"), None),  # a required field
+        ("Application", ("spec", "syncPolicy", "retry", "limit"), "three"),
+        ("AppProject", ("spec", "destinations", 0, "namespce"), "x"),
+        ("Application", ("apiVersion",), "argoproj.io/v1"),
+    ],
+    ids=["unknown-field", "missing-required", "wrong-type", "project-unknown-field", "api-version"],
+)
+def test_argo_cd_schemas_reject_what_argo_cd_would(argocd: Docs, kind: str, path: tuple[Any, ...], value: Any) -> None:
+    """The vendored CRD schemas are not a rubber stamp."""
+    bad = copy.deepcopy(next(doc for doc in argocd if doc["kind"] == kind))
+    target: Any = bad
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, ARGOCD_SCHEMAS[kind])
+
+
+def test_argocd_applications_deploy_what_the_pipeline_promotes(argocd: Docs, projects: dict[str, Path]) -> None:
+    """Each environment's Application follows the directory gitops-promote.sh writes, into the
+    namespace of the overlays, within its AppProject, which allows every kind deploy/ renders."""
+    project = projects[GITOPS_VARIANT]
+    (app_project,) = [doc for doc in argocd if doc["kind"] == "AppProject"]
+    applications = by_kind(argocd, "Application")
+    assert set(applications) == {f"{SLUG}-staging", f"{SLUG}-production"}
+    repo_url = "https://gitlab.com/acme/k8s-manifests.git"
+    assert app_project["spec"]["sourceRepos"] == [repo_url]
+    allowed = {(entry["group"], entry["kind"]) for entry in app_project["spec"]["namespaceResourceWhitelist"]}
+    ci = (project / ".gitlab" / "ci" / "templates.yml").read_text()
+    assert f"GITOPS_PATH: apps/{SLUG}\n" in ci
+    for env in ("staging", "production"):
+        spec = applications[f"{SLUG}-{env}"]["spec"]
+        assert spec["project"] == app_project["metadata"]["name"] == SLUG
+        assert spec["source"] == {"repoURL": repo_url, "targetRevision": "main", "path": f"apps/{SLUG}/{env}"}
+        rendered_docs = documents(kustomize(project / "deploy" / "overlays" / env))
+        assert {doc["metadata"]["namespace"] for doc in rendered_docs} == {spec["destination"]["namespace"]}
+        assert spec["destination"]["namespace"] == f"{SLUG}-{env}"
+        assert spec["destination"] in app_project["spec"]["destinations"]
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        for doc in rendered_docs:
+            group = doc["apiVersion"].rpartition("/")[0]
+            assert (group, doc["kind"]) in allowed, f"{env}: the AppProject refuses {doc['kind']}"
+    assert app_project["spec"]["clusterResourceWhitelist"] == []
+    (policy,) = next(role for role in app_project["spec"]["roles"] if role["name"] == "ci")["policies"]
+    assert policy == f"p, proj:{SLUG}:ci, applications, get, {SLUG}/*, allow"
+
+
+# ---------------------------------------------------------------- alerts open GitLab incidents
+AUTHORIZATION_KEY = "gitlab-alert-integration-key"
+
+
+@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
+def test_alertmanager_config_passes_amtool(projects: dict[str, Path], tmp_path: Path, variant: str) -> None:
+    """`amtool check-config` on deploy/monitoring/alertmanager.yaml. Debian's Alertmanager (0.25)
+    predates the webhook's url_file (0.26): the URL is written in for the check."""
+    config = yaml.safe_load((projects[variant] / "deploy" / "monitoring" / "alertmanager.yaml").read_text())
+    (webhook,) = config["receivers"][0]["webhook_configs"]
+    assert webhook["url_file"].startswith("/etc/alertmanager/secrets/")
+    assert webhook["http_config"]["authorization"]["credentials_file"].startswith("/etc/alertmanager/secrets/")
+    assert webhook["send_resolved"] is True  # a resolved alert closes the incident
+    assert "gitlab_environment_name" in config["route"]["group_by"]
+    webhook["url"] = "https://gitlab.example.com/acme/ai-services/fraud-scoring/alerts/notify/prometheus/1.json"
+    del webhook["url_file"]
+    (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(config))
+    result = run(["amtool", "check-config", str(tmp_path / "alertmanager.yaml")], check=False)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_firing_production_alert_reaches_gitlab_as_an_incident_of_production(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """Real Prometheus and Alertmanager with the generated configuration: an alert of the
+    production namespace is relabelled gitlab_environment_name=production and posted to a
+    stand-in of GitLab's alert endpoint with the integration's key as bearer token."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from .support.procs import free_port, stop, wait_until_answers
+
+    received: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    class GitLab(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers.get("Authorization"), body))
+            self.send_response(200)
+            self.end_headers()
+
+    gitlab = ThreadingHTTPServer(("127.0.0.1", free_port()), GitLab)
+    threading.Thread(target=gitlab.serve_forever, daemon=True).start()
+    monitoring = projects["default"] / "deploy" / "monitoring"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    endpoint = f"http://127.0.0.1:{gitlab.server_address[1]}/acme/fraud-scoring/alerts/notify/prometheus/1.json"
+    (secrets / "authorization-key").write_text(AUTHORIZATION_KEY)
+    am_config = yaml.safe_load((monitoring / "alertmanager.yaml").read_text())
+    (webhook,) = am_config["receivers"][0]["webhook_configs"]
+    del webhook["url_file"]  # Debian's Alertmanager 0.25: see test_alertmanager_config_passes_amtool
+    webhook["url"] = endpoint
+    webhook["http_config"]["authorization"]["credentials_file"] = str(secrets / "authorization-key")
+    am_config["route"]["group_wait"] = "1s"  # the test does not wait 30 s
+    (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(am_config))
+    am_port = free_port()
+    am_log = (tmp_path / "alertmanager.log").open("wb")
+    alertmanager = subprocess.Popen(
+        ["prometheus-alertmanager", f"--config.file={tmp_path / 'alertmanager.yaml'}",
+         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
+         "--cluster.listen-address="], stdout=am_log, stderr=subprocess.STDOUT)
+    prometheus = None
+    try:
+        wait_until_answers(f"http://127.0.0.1:{am_port}/-/ready", alertmanager, 30,
+                           lambda: (tmp_path / "alertmanager.log").read_text())
+        # Prometheus with the generated alerting section; the scrape job is not needed here:
+        # one rule that fires at once, with the labels the golden-signal alerts carry.
+        config = yaml.safe_load((monitoring / "prometheus.yaml").read_text())
+        config["scrape_configs"] = []
+        config["global"]["evaluation_interval"] = "1s"
+        config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+        config["rule_files"] = ["rules.yaml"]
+        (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
+            {"alert": "HighErrorRate", "expr": f'label_replace(vector(1), "namespace", "{SLUG}-production", "", "")',
+             "labels": {"severity": "critical"}}]}]}))
+        port = free_port()
+        prom_log = (tmp_path / "prometheus.log").open("wb")
+        prometheus = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yaml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}",
+             # The first send may come before Alertmanager is discovered: send again each second.
+             "--rules.alert.resend-delay=1s"], stdout=prom_log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert received, "no alert reached the GitLab stand-in in 60 s:\n" + (tmp_path / "alertmanager.log").read_text()[-3000:]
+    finally:
+        if prometheus is not None:
+            stop(prometheus)
+        stop(alertmanager)
+        gitlab.shutdown()
+        gitlab.server_close()
+    path, authorization, payload = received[0]
+    assert path == "/acme/fraud-scoring/alerts/notify/prometheus/1.json"
+    assert authorization == f"Bearer {AUTHORIZATION_KEY}"
+    (alert,) = payload["alerts"]
+    assert alert["status"] == "firing"
+    assert alert["labels"]["gitlab_environment_name"] == "production"
+    assert alert["labels"]["alertname"] == "HighErrorRate"

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import pairwise, product
 from pathlib import Path
@@ -31,6 +32,8 @@ import yaml
 
 from .support.ci_local import SCHEMA_ARGS
 from .support.fake_kubectl import FakeKubectl
+from .support.gitops import fake_argocd, gitops_repository
+from .support.gitops import rendered as rendered_gitops
 from .support.postgres import Postgres
 from .support.procs import run
 from .support.project import (
@@ -515,20 +518,51 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
             assert pipeline.jobs[f"db-restore-{env}"]["script"] == [f"./scripts-ci/db/restore-db.sh {env}"]
 
 
+def test_every_job_that_changes_an_environment_declares_it(pipeline: Pipeline) -> None:
+    """GitLab counts deployments (DORA: deployment frequency, lead time) and files incidents
+    per environment only for jobs that declare `environment:`."""
+    for name, job in pipeline.jobs.items():
+        script = "\n".join(job.get("script", []))
+        if re.search(r"scripts-ci/deploy/|scripts-ci/db/(migrate|restore)", script):
+            environment = job.get("environment")
+            assert isinstance(environment, dict) and environment.get("name") in {"staging", "production"}, name
+            assert environment.get("deployment_tier", environment["name"]) == environment["name"] or \
+                environment.get("action") == "stop", name
+
+
+def test_every_artifact_expires_or_says_it_never_does(pipeline: Pipeline) -> None:
+    """Retention of artifacts is each job's expire_in (docs/pipeline.md, "Retention"): no job
+    keeps files for GitLab's instance default by omission."""
+    for name, job in pipeline.jobs.items():
+        artifacts = job.get("artifacts")
+        if artifacts and (artifacts.get("paths") or artifacts.get("reports")):
+            assert "expire_in" in artifacts, f"{name} keeps artifacts without expire_in"
+
+
 def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
     scripts = {name: "\n".join(job["script"]) for name, job in pipeline.jobs.items()}
     everything = "\n".join(scripts.values())
     if pipeline.answers["deploy_mode"] == "gitops":
         assert not re.search(r"kubectl (?!kustomize)", everything), "GitOps jobs never talk to the cluster"
         assert "gitops-promote.sh --env staging" in scripts["deploy-staging"]
-        assert "gitops-promote.sh --env production --rollback" in scripts["canary-rollback"]
-        assert pipeline.jobs["deploy-staging"]["variables"]["GITOPS_REPO_URL"].endswith(
-            "/acme/k8s-manifests.git"
-        )
-        assert pipeline.jobs["smoke-staging"]["when"] == "delayed"
+        for job in ("canary-rollback", "post-deploy-rollback"):
+            assert scripts[job] == "./scripts-ci/deploy/gitops-promote.sh --env production --rollback"
+        variables = pipeline.jobs["deploy-staging"]["variables"]
+        assert variables["GITOPS_REPO_URL"].endswith("/acme/k8s-manifests.git")
+        assert variables["ARGOCD_WAIT_TIMEOUT"] == "10m"
+        assert set(pipeline.jobs["deploy-staging"]["secrets"]) == {"GITOPS_TOKEN", "ARGOCD_AUTH_TOKEN"}
+        # The deploy job waits for Argo CD's sync: the checks start when it ends, no fixed delay.
+        assert "when" not in pipeline.jobs["smoke-staging"]
     else:
         assert "gitops" not in everything
         assert scripts["deploy-staging"] == f"./scripts-ci/deploy/deploy-to-staging.sh {SIGNED}"
+        # Staging's on_stop action, a manual job of the default-branch pipeline.
+        assert pipeline.jobs["deploy-staging"]["environment"]["on_stop"] == "stop-staging"
+        stop = pipeline.jobs["stop-staging"]
+        assert stop["environment"] == {"name": "staging", "action": "stop"}
+        assert scripts["stop-staging"] == "./scripts-ci/deploy/stop-staging.sh"
+        listed = pipeline.graph("default-branch")["stop-staging"]
+        assert listed["when"] == "manual" and listed["allow_failure"] is True and listed["stage"] == "staging"
         assert scripts["canary-rollback"] == "./scripts-ci/deploy/rollback-deployment.sh --immediate"
         assert "--percent 5" in scripts["canary-5"]
 
@@ -741,87 +775,44 @@ def test_conflict_check_finds_markers_and_rejected_hunks(render_project: Callabl
     assert "./Dockerfile.rej" in failed.stdout and "Rejected hunks above" in failed.stdout
 
 
-def _gitops_repository(tmp_path: Path, app: str) -> Path:
-    """A GitOps repository as the docs describe it: one Kustomize app per environment."""
-    seed = tmp_path / "seed"
-
-    def deployment(name: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {
-                "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": {
-                    "containers": [{"name": "app", "image": f"registry.example.com/{app}:bootstrap"}]}},
-            },
-        }
-
-    route = {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": app},
-        "spec": {"rules": [{"backendRefs": [{"name": app, "port": 80, "weight": 100},
-                                            {"name": f"{app}-canary", "port": 80, "weight": 0}]}]},
-    }
-    for env, objects in {"staging": [deployment(app)],
-                         "production": [deployment(app), deployment(f"{app}-canary"), route]}.items():
-        base = seed / "apps" / app / env
-        (base / "pipeline").mkdir(parents=True)
-        (base / "all.yaml").write_text(yaml.safe_dump_all(objects))
-        (base / "kustomization.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": ["all.yaml"], "components": ["pipeline"]}))
-        (base / "pipeline" / "kustomization.yaml").write_text(
-            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
-    git_commit_all(seed, "chore: seed")
-    bare = tmp_path / "gitops.git"
-    run(["git", "clone", "--quiet", "--bare", str(seed), str(bare)])
-    return bare
-
-
-def _rendered(bare: Path, tmp_path: Path, app: str, env: str) -> tuple[list[str], list[int]]:
-    check = tmp_path / "check"
-    shutil.rmtree(check, ignore_errors=True)
-    run(["git", "clone", "--quiet", str(bare), str(check)])
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: it renders the GitOps repository (kubectl kustomize)"
-    docs = list(yaml.safe_load_all(run([kubectl, "kustomize", f"apps/{app}/{env}"], cwd=check).stdout))
-    images = [c["image"] for d in docs if d["kind"] == "Deployment"
-              for c in d["spec"]["template"]["spec"]["containers"]]
-    weights = [ref["weight"] for d in docs if d["kind"] == "HTTPRoute"
-               for ref in d["spec"]["rules"][0]["backendRefs"]]
-    return images, weights
-
-
 def test_gitops_promotion_commits_images_and_canary_weights(
     render_project: Callable[..., Path], tmp_path: Path
 ) -> None:
+    with ExitStack() as stack:
+        _gitops_promotion(render_project, tmp_path, stack)
+
+
+def _gitops_promotion(render_project: Callable[..., Path], tmp_path: Path, stack: ExitStack) -> None:
     project = render_project(deploy_mode="gitops")
     script = project / "scripts-ci" / "deploy" / "gitops-promote.sh"
     shellcheck = Path(sys.executable).parent / "shellcheck"
     run([str(_require(shellcheck)), str(script)])
-    bare = _gitops_repository(tmp_path, "my-service")
-    env = {"GITOPS_REPO_URL": f"file://{bare}", **GIT_ENV}
+    bare = gitops_repository(tmp_path, "my-service")
+    argocd = stack.enter_context(fake_argocd(bare))  # Synced and Healthy at every commit
+    env = {"GITOPS_REPO_URL": f"file://{bare}", **GIT_ENV, **argocd.env}
 
     def promote(*args: str, check: bool = True) -> str:
         result = run([str(script), *args], cwd=project, env=env, check=check)
         return result.stdout
 
     promote("--env", "staging", "--image", "reg/my-service:aaa")
-    assert _rendered(bare, tmp_path, "my-service", "staging") == (["reg/my-service:aaa"], [])
+    assert rendered_gitops(bare, tmp_path, "my-service", "staging") == (["reg/my-service:aaa"], [])
 
     promote("--env", "production", "--image", "reg/my-service:aaa")
     promote("--env", "production", "--canary", "25", "--image", "reg/my-service:bbb")
-    assert _rendered(bare, tmp_path, "my-service", "production") == (
+    assert rendered_gitops(bare, tmp_path, "my-service", "production") == (
         ["reg/my-service:aaa", "reg/my-service:bbb"], [75, 25])
     # A failed canary: all traffic back to stable, twice without harm.
     promote("--env", "production", "--rollback")
     assert "already rolled back" in run([str(script), "--env", "production", "--rollback"],
                                         cwd=project, env=env).stdout
-    assert _rendered(bare, tmp_path, "my-service", "production") == (
+    assert rendered_gitops(bare, tmp_path, "my-service", "production") == (
         ["reg/my-service:aaa", "reg/my-service:aaa"], [100, 0])
     # A promotion that fails its post-deploy checks: the previous stable version again.
     promote("--env", "production", "--image", "reg/my-service:ccc")
-    assert _rendered(bare, tmp_path, "my-service", "production")[0] == ["reg/my-service:ccc"] * 2
+    assert rendered_gitops(bare, tmp_path, "my-service", "production")[0] == ["reg/my-service:ccc"] * 2
     promote("--env", "production", "--rollback")
-    assert _rendered(bare, tmp_path, "my-service", "production") == (
+    assert rendered_gitops(bare, tmp_path, "my-service", "production") == (
         ["reg/my-service:aaa", "reg/my-service:aaa"], [100, 0])
     log = run(["git", "log", "--format=%s"], cwd=tmp_path / "check").stdout.splitlines()
     assert log[:2] == ["rollback(production): reg/my-service:ccc -> reg/my-service:aaa",
@@ -948,7 +939,7 @@ def test_a_deploy_job_without_the_digest_fails_and_deploys_nothing(
     project = _deploy_project(render_project, STAND_INS + "deploy-staging:\n  dependencies: []\n",
                               deploy_mode=mode)
     kubectl = FakeKubectl(tmp_path / "kube")
-    bare = _gitops_repository(tmp_path, "my-service")
+    bare = gitops_repository(tmp_path, "my-service")
     head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout
     code, log = _run_deploy_jobs(project, kubectl, "build-image", "deploy-staging",
                                  GITOPS_REPO_URL=f"file://{bare}")
@@ -964,11 +955,15 @@ def test_gitops_deploy_commits_the_digest_from_the_build_jobs_dotenv(
     render_project: Callable[..., Path], tmp_path: Path
 ) -> None:
     project = _deploy_project(render_project, service_type=first_type_with(serves_http=True), deploy_mode="gitops")
-    bare = _gitops_repository(tmp_path, "my-service")
-    code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
-                                 GITOPS_REPO_URL=f"file://{bare}")
+    bare = gitops_repository(tmp_path, "my-service")
+    with fake_argocd(bare) as argocd:
+        code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
+                                     GITOPS_REPO_URL=f"file://{bare}", **argocd.env)
     assert code == 0, log[-6000:]
-    assert _rendered(bare, tmp_path, "my-service", "staging") == ([f"{REGISTRY_IMAGE}@{DIGEST}"], [])
+    # The job waited for Argo CD: Synced and Healthy at the commit it pushed.
+    head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout.strip()
+    assert f"my-service-staging is Synced and Healthy at {head[:12]}" in log
+    assert rendered_gitops(bare, tmp_path, "my-service", "staging") == ([f"{REGISTRY_IMAGE}@{DIGEST}"], [])
 
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -35,9 +36,20 @@ from dev.docgen import capabilities
 
 from .conftest import Render
 from .support.fake_kubectl import FakeKubectl
+from .support.gitops import TOKEN as ARGOCD_TOKEN
+from .support.gitops import (
+    FakeArgoCD,
+    Sync,
+    degraded_when,
+    fake_argocd,
+    gitops_repository,
+    never_synced,
+    sync_fails_when,
+)
+from .support.gitops import rendered as rendered_gitops
 from .support.postgres import Postgres
 from .support.procs import free_port, run
-from .support.project import SERVICE_TYPES, project_env, render
+from .support.project import GIT_ENV, SERVICE_TYPES, git_commit_all, project_env, render
 from .support.prometheus import Prometheus
 from .support.service import api_token, running_service
 
@@ -57,6 +69,8 @@ SCRIPTS = [
     "db/backup-db.sh",
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
+    "deploy/stop-staging.sh",
+    "gitlab/apply-retention.py",
 ]
 # What a batch (serves_http false) gets instead: no HTTP test nor golden signals.
 BATCH_SCRIPTS = [
@@ -68,6 +82,8 @@ BATCH_SCRIPTS = [
     "db/backup-db.sh",
     "db/restore-db.sh",
     "alerts/notify-oncall.sh",
+    "deploy/stop-staging.sh",
+    "gitlab/apply-retention.py",
 ]
 
 
@@ -828,7 +844,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             status = answers.pop(0) if answers else 200
@@ -1602,7 +1618,7 @@ def pushed_metrics() -> Iterator[Monitoring]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
@@ -1673,3 +1689,317 @@ def test_pipeline_freshness_reports_an_unreachable_prometheus(batch: Path) -> No
                     env={"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"})
     assert result.returncode == 5, explain(result)
     assert "cannot reach Prometheus at http://127.0.0.1:" in result.stdout
+
+
+# ---------------------------------------------------------------- GitOps: waiting for Argo CD
+# gitops-promote.sh pushes to a local bare repository and asks a stand-in for Argo CD's API
+# (tests/support/gitops.py) that "syncs" the branch head with the verdict each test sets.
+
+
+@pytest.fixture(scope="module")
+def gitops(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(copier_template, tmp_path_factory.mktemp("gitops") / "project", {"deploy_mode": "gitops"})
+
+
+@dataclass
+class GitOps:
+    project: Path
+    bare: Path
+    argocd: FakeArgoCD
+    tmp_path: Path
+
+    def promote(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return script(self.project, "deploy/gitops-promote.sh", *args,
+                      env={"GITOPS_REPO_URL": f"file://{self.bare}", **GIT_ENV, **self.argocd.env, **env})
+
+    def log(self) -> list[str]:
+        return run(["git", "--git-dir", str(self.bare), "log", "--format=%s", "main"]).stdout.splitlines()
+
+    def head(self) -> str:
+        return self.argocd.head()
+
+    def production(self) -> tuple[list[str], list[int]]:
+        return rendered_gitops(self.bare, self.tmp_path, "my-service", "production")
+
+
+@pytest.fixture
+def gitops_repo(gitops: Path, tmp_path: Path) -> Iterator[GitOps]:
+    bare = gitops_repository(tmp_path, "my-service")
+    with fake_argocd(bare) as argocd:
+        yield GitOps(gitops, bare, argocd, tmp_path)
+
+
+def test_gitops_promotion_waits_until_argo_cd_is_synced_and_healthy_at_its_commit(gitops_repo: GitOps) -> None:
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa")
+    assert result.returncode == 0, explain(result)
+    head = gitops_repo.head()
+    # It saw the old revision, then Progressing, then Synced and Healthy at its own commit.
+    assert "my-service-staging: sync OutOfSync at " in result.stdout
+    assert f"my-service-staging: sync Synced at {head[:12]}, health Progressing" in result.stdout
+    assert f"my-service-staging is Synced and Healthy at {head[:12]}" in result.stdout
+    requests = gitops_repo.argocd.requests
+    assert {r["path"] for r in requests} == {"/api/v1/applications/my-service-staging"}
+    assert {r["authorization"] for r in requests} == {f"Bearer {ARGOCD_TOKEN}"}
+    assert requests[0]["query"] == {"refresh": ["normal"]}  # Argo CD looks at Git now, not in 3 minutes
+    assert len(requests) == 3
+    # The token is not on curl's command line (ps would show it) nor in the log.
+    assert ARGOCD_TOKEN not in result.stdout
+
+
+def test_gitops_promotion_accepts_a_later_commit_that_contains_its_own(gitops_repo: GitOps) -> None:
+    """Another service's promotion lands in the same repository right after ours: Argo CD
+    reports that later commit, which contains ours."""
+    other = gitops_repo.tmp_path / "other"
+
+    def someone_else_pushes(sync: Sync) -> dict[str, Any]:
+        if sync.polls == 1 and "reg/my-service:aaa" in sync.component and not other.exists():
+            run(["git", "clone", "--quiet", str(gitops_repo.bare), str(other)])
+            (other / "apps" / "another-service.yaml").write_text("kind: Nothing\n")
+            git_commit_all(other, "deploy(staging): another service")
+            run(["git", "push", "--quiet", "origin", "HEAD:main"], cwd=other)
+        return {"sync": "Synced", "health": "Healthy"}
+
+    gitops_repo.argocd.verdicts["my-service-staging"] = someone_else_pushes
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa")
+    assert result.returncode == 0, explain(result)
+    assert gitops_repo.log()[:2] == ["deploy(staging): another service", "deploy(staging): reg/my-service:aaa"]
+    assert "my-service-staging is Synced and Healthy" in result.stdout
+
+
+def test_a_degraded_promotion_is_reverted_and_the_revert_waited_for(gitops_repo: GitOps) -> None:
+    assert gitops_repo.promote("--env", "production", "--image", "reg/my-service:good").returncode == 0
+    gitops_repo.argocd.verdicts["my-service-production"] = degraded_when("reg/my-service:bad")
+    result = gitops_repo.promote("--env", "production", "--image", "reg/my-service:bad")
+    assert result.returncode == 1, explain(result)
+    assert 'is Degraded at' in result.stdout and "exceeded its progress deadline" in result.stdout
+    assert gitops_repo.log()[:3] == ['Revert "deploy(production): reg/my-service:bad"',
+                                     "deploy(production): reg/my-service:bad",
+                                     "deploy(production): reg/my-service:good"]
+    revert = gitops_repo.head()
+    assert "rolled back: reverted" in result.stdout and f"as {revert[:12]}" in result.stdout
+    assert ("promotion failed and was rolled back: deploy(production): reg/my-service:bad did not become "
+            "Synced and Healthy") in result.stdout
+    assert f"the revert {revert[:12]} is Synced and Healthy" in result.stdout
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+    # The rollback job that follows (when: on_failure) knows the failed release: stable does not
+    # run it any more, so it changes nothing.
+    rollback = gitops_repo.promote("--env", "production", "--rollback", "--image", "reg/my-service:bad")
+    assert rollback.returncode == 0, explain(rollback)
+    assert "not the failed release reg/my-service:bad: nothing to roll back" in rollback.stdout
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+
+
+def test_a_canary_step_whose_sync_fails_is_reverted_and_the_rollback_job_stops_the_canary(gitops_repo: GitOps) -> None:
+    assert gitops_repo.promote("--env", "production", "--image", "reg/my-service:good").returncode == 0
+    assert gitops_repo.promote("--env", "production", "--canary", "5", "--image", "reg/my-service:new").returncode == 0
+    gitops_repo.argocd.verdicts["my-service-production"] = sync_fails_when("canary-weight: 25")
+    result = gitops_repo.promote("--env", "production", "--canary", "25", "--image", "reg/my-service:new")
+    assert result.returncode == 1, explain(result)
+    assert "failed: one or more objects failed to apply: admission webhook denied the image" in result.stdout
+    assert "promotion failed and was rolled back" in result.stdout
+    assert gitops_repo.production() == (["reg/my-service:good", "reg/my-service:new"], [95, 5])
+    rollback = gitops_repo.promote("--env", "production", "--rollback", "--image", "reg/my-service:new")
+    assert rollback.returncode == 0, explain(rollback)
+    assert gitops_repo.production() == (["reg/my-service:good"] * 2, [100, 0])
+
+
+def test_a_promotion_argo_cd_never_syncs_times_out_is_reverted_and_says_the_revert_is_not_synced(
+    gitops_repo: GitOps,
+) -> None:
+    gitops_repo.argocd.verdicts["my-service-staging"] = never_synced
+    started = time.monotonic()
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", ARGOCD_WAIT_TIMEOUT="2s",
+                                 ARGOCD_POLL_INTERVAL="1")
+    assert result.returncode == 1, explain(result)
+    assert time.monotonic() - started < 30
+    assert "was not Synced and Healthy at" in result.stdout and "after 2s" in result.stdout
+    assert gitops_repo.log()[0] == 'Revert "deploy(staging): reg/my-service:aaa"'
+    assert "and its revert" in result.stdout and "is NOT Synced and Healthy either" in result.stdout
+    assert "argocd app get my-service-staging" in result.stdout
+
+
+@pytest.mark.parametrize("problem", ["token", "application", "server-down"])
+def test_when_argo_cd_cannot_answer_the_promotion_is_not_reverted_and_the_job_says_why(
+    gitops_repo: GitOps, problem: str
+) -> None:
+    env = {"token": {"ARGOCD_AUTH_TOKEN": "expired"}, "application": {"ARGOCD_APP": "my-servise-staging"},
+           "server-down": {"ARGOCD_SERVER": f"http://127.0.0.1:{free_port()}", "ARGOCD_WAIT_TIMEOUT": "1s"}}[problem]
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", **env)
+    expected = {"token": (2, "Argo CD refused the token (HTTP 401)"),
+                "application": (2, "Argo CD has no application my-servise-staging (HTTP 404)"),
+                "server-down": (5, "Argo CD never answered at http://127.0.0.1:")}[problem]
+    assert result.returncode == expected[0], explain(result)
+    assert expected[1] in result.stdout
+    assert "pushed, not verified, nothing reverted" in result.stdout
+    assert gitops_repo.log()[0] == "deploy(staging): reg/my-service:aaa"
+
+
+def test_gitops_promotion_refuses_to_run_without_argo_cd_unless_told_not_to_wait(gitops_repo: GitOps) -> None:
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", ARGOCD_SERVER="")
+    assert result.returncode == 2 and "ARGOCD_SERVER and ARGOCD_AUTH_TOKEN must be set" in result.stdout
+    assert gitops_repo.log() == ["chore: seed"]
+    result = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa", "--no-wait", ARGOCD_SERVER="")
+    assert result.returncode == 0 and "--no-wait: not waiting for Argo CD" in result.stdout
+    dry = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:bbb", "--dry-run")
+    assert dry.returncode == 0 and "dry run: not pushed" in dry.stdout
+    assert gitops_repo.argocd.requests == []
+
+
+# ---------------------------------------------------------------- staging's on_stop action
+STAGING = "my-service-staging"
+
+
+def test_stop_staging_scales_the_service_down_and_the_next_deploy_brings_it_back(cluster: Cluster) -> None:
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    cluster.kubectl.calls()
+    dry = cluster.run("deploy/stop-staging.sh", "--dry-run")
+    assert dry.returncode == 0, explain(dry)
+    assert "dry-run, would run: kubectl scale deployment my-service --namespace my-service-staging --replicas 0" in dry.stdout
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 1
+    result = cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert cluster.changes() == [f"scale deployment my-service --namespace {STAGING} --replicas 0"]
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 0
+    assert "staging stopped: 1 Deployment(s) at 0 replicas" in result.stdout
+    # Nothing else went: the Service and the HTTPRoute stay for the next deploy.
+    assert cluster.kubectl.object("HTTPRoute", STAGING, "my-service") is not None
+    assert cluster.run("deploy/deploy-to-staging.sh", image=V2).returncode == 0
+    assert cluster.deployment("my-service", STAGING)["spec"]["replicas"] == 1
+
+
+def test_stop_staging_with_nothing_deployed_says_so(cluster: Cluster) -> None:
+    result = cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert "already stopped (or was never deployed)" in result.stdout
+
+
+def test_stop_staging_suspends_the_batch_and_the_next_deploy_resumes_it(batch_cluster: BatchCluster) -> None:
+    assert batch_cluster.run("deploy/deploy-to-staging.sh", image=V1).returncode == 0
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is False
+    assert batch_cluster.jobs(STAGING)
+    result = batch_cluster.run("deploy/stop-staging.sh")
+    assert result.returncode == 0, explain(result)
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is True
+    assert batch_cluster.jobs(STAGING) == []
+    assert batch_cluster.run("deploy/deploy-to-staging.sh", image=V2).returncode == 0
+    assert batch_cluster.cronjob(namespace=STAGING)["spec"]["suspend"] is False
+
+
+# ---------------------------------------------------------------- retention through GitLab's API
+GITLAB_TOKEN = "glpat-retention-test"
+
+
+@dataclass
+class GitLabAPI:
+    """A stand-in for GitLab's project API: GET and PUT /api/v4/projects/:id, token checked."""
+
+    project: dict[str, Any]
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def gitlab_api() -> Iterator[GitLabAPI]:
+    api = GitLabAPI(project={
+        "id": 42, "path_with_namespace": "acme/ai-services/my-service", "keep_latest_artifact": False,
+        # GitLab's defaults for a new project: the policy off, 90 days, every tag.
+        "container_expiration_policy": {"cadence": "1d", "enabled": False, "keep_n": 10, "older_than": "90d",
+                                        "name_regex": ".*", "name_regex_keep": None, "next_run_at": None},
+    })
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def reply(self, code: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def handle_project(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            api.requests.append((method, self.path, body))
+            if self.headers.get("PRIVATE-TOKEN") != GITLAB_TOKEN:
+                return self.reply(401, {"message": "401 Unauthorized"})
+            if self.path.split("?")[0] not in ("/api/v4/projects/42", "/api/v4/projects/acme%2Fai-services%2Fmy-service"):
+                return self.reply(404, {"message": "404 Project Not Found"})
+            if method == "PUT":
+                body = copy.deepcopy(body)
+                attributes = dict(body.pop("container_expiration_policy_attributes", {}))
+                if "name_regex_delete" in attributes:
+                    attributes["name_regex"] = attributes.pop("name_regex_delete")
+                api.project["container_expiration_policy"].update(attributes)
+                api.project.update(body)
+            return self.reply(200, api.project)
+
+        def do_GET(self) -> None:
+            self.handle_project("GET")
+
+        def do_PUT(self) -> None:
+            self.handle_project("PUT")
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    api.url = f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+EXPECTED_RETENTION = {
+    "keep_latest_artifact": True,
+    "container_expiration_policy_attributes": {
+        "enabled": True, "older_than": "30d",
+        "name_regex_delete": "^([0-9a-f]{40}|mr-[0-9]+)$",
+        "name_regex_keep": r"^(v[0-9]+\.[0-9]+\.[0-9]+|latest|cache|sha256-.*)$",
+    },
+}
+
+
+def retention(rendered: Path, api: GitLabAPI, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return script(rendered, "gitlab/apply-retention.py", *args, env={
+        "GITLAB_API_TOKEN": GITLAB_TOKEN, "CI_API_V4_URL": api.url, "CI_PROJECT_ID": "42", **env})
+
+
+def test_retention_dry_run_prints_the_request_and_sends_none(rendered: Path, gitlab_api: GitLabAPI) -> None:
+    result = retention(rendered, gitlab_api, "--dry-run")
+    assert result.returncode == 0, explain(result)
+    body = json.dumps(EXPECTED_RETENTION, sort_keys=True)
+    assert f"dry run, would send: PUT {gitlab_api.url}/projects/42 {body}" in result.stdout
+    assert [method for method, _, _ in gitlab_api.requests] == ["GET"]
+
+
+def test_retention_sends_only_what_differs_and_a_second_run_sends_nothing(rendered: Path, gitlab_api: GitLabAPI) -> None:
+    first = retention(rendered, gitlab_api)
+    assert first.returncode == 0, explain(first)
+    assert gitlab_api.requests == [("GET", "/api/v4/projects/42", None), ("PUT", "/api/v4/projects/42", EXPECTED_RETENTION)]
+    assert "retention applied" in first.stdout
+    gitlab_api.requests.clear()
+    second = retention(rendered, gitlab_api)
+    assert second.returncode == 0, explain(second)
+    assert [method for method, _, _ in gitlab_api.requests] == ["GET"]
+    assert "nothing to change" in second.stdout
+    # Someone changed one setting by hand: only that one goes back.
+    gitlab_api.project["container_expiration_policy"]["older_than"] = "90d"
+    gitlab_api.requests.clear()
+    third = retention(rendered, gitlab_api, "--project", "acme/ai-services/my-service")
+    assert third.returncode == 0, explain(third)
+    assert gitlab_api.requests[-1] == ("PUT", "/api/v4/projects/42",
+                                       {"container_expiration_policy_attributes": {"older_than": "30d"}})
+
+
+@pytest.mark.parametrize("problem", ["token", "project", "no-token", "down"])
+def test_retention_says_what_is_wrong(rendered: Path, gitlab_api: GitLabAPI, problem: str) -> None:
+    env = {"token": {"GITLAB_API_TOKEN": "wrong"}, "project": {"CI_PROJECT_ID": "7"},
+           "no-token": {"GITLAB_API_TOKEN": ""}, "down": {"CI_API_V4_URL": f"http://127.0.0.1:{free_port()}/api/v4"}}[problem]
+    code, message = {"token": (2, "GitLab refused the token (HTTP 401)"), "project": (2, "cannot read project '7' (HTTP 404)"),
+                     "no-token": (2, "GITLAB_API_TOKEN is not set"), "down": (5, "GitLab is unreachable")}[problem]
+    result = retention(rendered, gitlab_api, **env)
+    assert result.returncode == code and message in result.stdout, explain(result)
+    assert not [r for r in gitlab_api.requests if r[0] == "PUT"]
