@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import (
@@ -127,6 +128,7 @@ class Agent:
         metrics: AgentMetrics,
         llm_metrics: LLMMetrics,
         limits: Limits,
+        tracer_provider: TracerProvider | None = None,  # None: the global one (tracing.py)
     ) -> None:
         self.model = model
         self.tools = list(tools)
@@ -140,7 +142,12 @@ class Agent:
             # A refused or failed call is told to the model, which may try again: the step
             # limit, not a retry count, ends a run that keeps failing.
             retries=limits.max_steps,
-            capabilities=[Instrumentation(InstrumentationSettings(include_content=False))],
+            # spans of the run, each model request and each tool call; no prompt nor answer text
+            capabilities=[
+                Instrumentation(
+                    InstrumentationSettings(include_content=False, tracer_provider=tracer_provider)
+                )
+            ],
         )
 
     @property
