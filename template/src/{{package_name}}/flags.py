@@ -23,6 +23,7 @@ from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.exception import ProviderNotReadyError
 from openfeature.provider import FeatureProvider
 from openfeature.provider.no_op_provider import NoOpProvider
 
@@ -73,6 +74,14 @@ def provider(settings: Settings) -> FeatureProvider:
 
 
 def install_flags(settings: Settings) -> Flags:
-    """Set the provider for this service's OpenFeature domain and return its flags."""
-    api.set_provider(provider(settings), domain=settings.service_name)
+    """Set the provider for this service's OpenFeature domain, once it has read its flags."""
+    try:
+        api.set_provider_and_wait(provider(settings), domain=settings.service_name)
+    except ProviderNotReadyError as error:
+        # flagd down or the file invalid at start: serve with the defaults meanwhile; the
+        # provider keeps trying (flagd reconnects, the file is polled)
+        log.warning(
+            "feature flags not ready, using their defaults until they are",
+            extra={"provider": settings.flags_provider, "error": str(error)},
+        )
     return Flags(api.get_client(domain=settings.service_name))
