@@ -197,6 +197,10 @@ LLM = {
     "src/{pkg}/llm/openai.py",
     "src/{pkg}/llm/provider.py",
     "src/{pkg}/llm/telemetry.py",
+    "src/{pkg}/flags.py",
+    "flags.json",
+    "deploy/base/flags.json",
+    "tests/unit/test_flags.py",
     "tests/integration/test_openai_compatible_server.py",
     "tests/unit/test_llm.py",
 }
@@ -241,6 +245,7 @@ AGENT = {
     "src/{pkg}/agent/evaluate.py",
     "src/{pkg}/agent/knowledge.json",
     "src/{pkg}/agent/loop.py",
+    "src/{pkg}/agent/model.py",
     "src/{pkg}/agent/planner.py",
     "src/{pkg}/agent/tools.py",
     "tests/unit/test_agent.py",

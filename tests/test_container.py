@@ -27,7 +27,7 @@ import yaml
 from .conftest import on_one_worker
 from .support import containers
 from .support.procs import free_port, run
-from .support.project import GIT_ENV, SERVICE_TYPES
+from .support.project import GIT_ENV, SERVICE_TYPES, types_with
 from .support.variants import rendered
 
 UID = 10001
@@ -39,6 +39,7 @@ VARIANTS = {
     ("3.13", "slim"): "debian:12.11-slim",
 }
 BATCH_TYPES = {"data-pipeline"}  # run their entry point to completion instead of serving HTTP
+LLM_TYPES = set(types_with("uses_llm"))  # their image carries the feature flags file
 
 
 @pytest.fixture(scope="module")
@@ -413,6 +414,8 @@ def test_build_context_is_only_what_the_dockerfile_copies(built: Built, tmp_path
     allowed = {"pyproject.toml", "uv.lock", "README.md"}
     if built.service_type in BATCH_TYPES:
         allowed.add("params.yaml")  # the batch's parameters ship in the image
+    if built.service_type in LLM_TYPES:
+        allowed.add("flags.json")  # the feature flags of a plain `docker run`
     assert allowed <= files
     outside = sorted(f for f in files if f not in allowed and not f.startswith("src/"))
     assert not outside, f"files outside the allowlist reached the build context: {outside}"

@@ -1,9 +1,10 @@
-"""A tool-using agent: the model plans, typed tools act, limits keep every run bounded.
+"""A tool-using agent on pydantic-ai: the model plans, typed tools act, limits bound every run.
 
-- `tools`: the typed tool registry (JSON-schema arguments, per-tool timeouts, refusals).
-- `builtin`: the example tools: `calculator`, `clock` and `lookup` (the bundled glossary).
-- `planner`: the offline model's behaviour, a deterministic keyword planner.
-- `loop`: the agent loop: step limit, token and cost budgets, a transcript of every run.
+- `builtin`: the example tools (typed functions): `calculator`, `clock` and `lookup`.
+- `tools`: the toolset around them: a span, metrics and an outcome for every call.
+- `planner`: the offline model (a pydantic-ai FunctionModel), a deterministic keyword planner.
+- `model`: the model the settings name (OpenAI-compatible or offline), metered and priced.
+- `loop`: the run: step, token, cost and time limits, and a transcript of every run.
 - `api`: the HTTP endpoints (`POST /agent/runs`, `GET /agent/runs/{id}`, `GET /agent/tools`).
-- `evaluate`: the quality gate on the scenarios in `evals/scenarios.json`.
+- `evaluate`: the quality gate on the scenarios in `evals/scenarios.json` (pydantic-evals).
 """

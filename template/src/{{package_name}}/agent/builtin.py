@@ -1,4 +1,9 @@
-"""The example tools: safe to run, useful, and small enough to read in one sitting."""
+"""The example tools: safe to run, useful, and small enough to read in one sitting.
+
+Each is a typed function wrapped in a pydantic-ai `Tool`: its signature is the JSON schema the
+model sees, pydantic validates the model's arguments against it, and `ModelRetry` tells the
+model what went wrong (an expected failure: bad input, nothing found).
+"""
 
 import ast
 import json
@@ -6,23 +11,15 @@ import operator
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from pydantic_ai import ModelRetry, Tool
 
 from ..llm.offline import words
-from .tools import Tool, ToolError
 
 KNOWLEDGE = Path(__file__).with_name("knowledge.json")
-
-
-class CalculatorArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    expression: str = Field(
-        min_length=1, max_length=200, description="Arithmetic such as '(17 * 23) + 4 / 2'"
-    )
 
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -45,14 +42,14 @@ def calculate(expression: str) -> float | int:
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as error:
-        raise ToolError(f"not an arithmetic expression: {expression!r}") from error
+        raise ModelRetry(f"not an arithmetic expression: {expression!r}") from error
     return _evaluate(tree.body)
 
 
 def _evaluate(node: ast.expr) -> float | int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         if isinstance(node.value, bool):
-            raise ToolError("only numbers, parentheses and + - * / // % ** are allowed")
+            raise ModelRetry("only numbers, parentheses and + - * / // % ** are allowed")
         return node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         result: float | int = _UNARY[type(node.op)](_evaluate(node.operand))
@@ -60,13 +57,13 @@ def _evaluate(node: ast.expr) -> float | int:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > 100:
-            raise ToolError("exponents above 100 are not allowed")
+            raise ModelRetry("exponents above 100 are not allowed")
         try:
             result = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
-            raise ToolError("division by zero") from None
+            raise ModelRetry("division by zero") from None
         return result
-    raise ToolError("only numbers, parentheses and + - * / // % ** are allowed")
+    raise ModelRetry("only numbers, parentheses and + - * / // % ** are allowed")
 
 
 def _format(number: float | int) -> str:
@@ -75,47 +72,39 @@ def _format(number: float | int) -> str:
     return f"{number:.10g}" if isinstance(number, float) else str(number)
 
 
-def calculator() -> Tool[CalculatorArgs]:
+Expression = Annotated[
+    str, Field(min_length=1, max_length=200, description="Arithmetic such as '(17 * 23) + 4 / 2'")
+]
+TimeZone = Annotated[str, Field(description="IANA time zone such as 'Europe/Rome'")]
+Term = Annotated[str, Field(min_length=1, max_length=200, description="The term to look up")]
+
+
+def calculator() -> Tool[Any]:
+    def run(expression: Expression) -> str:
+        return _format(calculate(expression))
+
     return Tool(
+        run,
         name="calculator",
         description="Evaluate an arithmetic expression exactly. Use it for any computation.",
-        args=CalculatorArgs,
-        run=lambda args: _format(calculate(args.expression)),
     )
 
 
-class ClockArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    timezone: str = Field(default="UTC", description="IANA time zone such as 'Europe/Rome'")
-
-
-def clock(now: Callable[[ZoneInfo], datetime] | None = None) -> Tool[ClockArgs]:
+def clock(now: Callable[[ZoneInfo], datetime] | None = None) -> Tool[Any]:
     """The current date and time; `now` is injectable for tests."""
     current = now or (lambda zone: datetime.now(zone))
 
-    def run(args: ClockArgs) -> str:
+    def run(timezone: TimeZone = "UTC") -> str:
         try:
-            zone = ZoneInfo(args.timezone)
+            zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ToolError(
-                f"unknown time zone {args.timezone!r}: use an IANA name such as 'Europe/Rome'"
+            raise ModelRetry(
+                f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Rome'"
             ) from None
         moment = current(zone)
-        return f"{moment:%A %d %B %Y, %H:%M} in {args.timezone} ({moment.isoformat()})"
+        return f"{moment:%A %d %B %Y, %H:%M} in {timezone} ({moment.isoformat()})"
 
-    return Tool(
-        name="clock",
-        description="The current date, weekday and time in a time zone.",
-        args=ClockArgs,
-        run=run,
-    )
-
-
-class LookupArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(min_length=1, max_length=200, description="The term to look up")
+    return Tool(run, name="clock", description="The current date, weekday and time in a time zone.")
 
 
 def load_glossary(path: Path = KNOWLEDGE) -> dict[str, str]:
@@ -123,20 +112,19 @@ def load_glossary(path: Path = KNOWLEDGE) -> dict[str, str]:
     return {str(entry["term"]): str(entry["definition"]) for entry in entries}
 
 
-def lookup(glossary: dict[str, str] | None = None) -> Tool[LookupArgs]:
+def lookup(glossary: dict[str, str] | None = None) -> Tool[Any]:
     """Look a term up in the team's glossary (`knowledge.json`)."""
     entries = glossary if glossary is not None else load_glossary()
 
-    def run(args: LookupArgs) -> str:
-        wanted = set(words(args.query))
+    def run(query: Term) -> str:
+        wanted = set(words(query))
         best = max(entries, key=lambda term: len(wanted & set(words(term))), default=None)
         if best is None or not wanted & set(words(best)):
-            raise ToolError(f"no entry for {args.query!r} in the glossary")
+            raise ModelRetry(f"no entry for {query!r} in the glossary")
         return f"{best}: {entries[best]}"
 
     return Tool(
+        run,
         name="lookup",
         description="Look a term up in the team's glossary of delivery and operations terms.",
-        args=LookupArgs,
-        run=run,
     )

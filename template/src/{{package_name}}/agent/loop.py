@@ -1,16 +1,47 @@
-"""The agent loop: model → tools → model ... within a step limit and token and cost budgets."""
+"""The agent: a pydantic-ai agent run within limits, and the transcript of every run.
+
+pydantic-ai runs the loop (model → tools → model ...), enforces the limits (`UsageLimits`:
+model requests, tokens, cost; and a deadline) and traces it with OpenTelemetry (GenAI spans
+of the run, each model request and each tool). This module turns a run's messages into the
+service's transcript and stop reason.
+"""
 
 import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    Tool,
+    ToolCallPart,
+    ToolReturnPart,
+    UsageLimits,
+    UserPromptPart,
+    capture_run_messages,
+)
+from pydantic_ai.capabilities import Instrumentation
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    RunTimedOut,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.instrumented import InstrumentationSettings
 
-from ..llm.provider import ChatModel, Message, ModelError, Usage
-from ..llm.telemetry import Prices
-from .tools import ToolRegistry
+from ..llm.provider import Usage
+from ..llm.telemetry import LLMMetrics
+from .tools import Outcome, RunLog, toolset
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +53,22 @@ If a tool reports an error, explain it. Answer in one or two sentences."""
 # Recorded with every run and evaluation: a changed prompt is a new version.
 PROMPT_VERSION = hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:12]
 
-StopReason = Literal["answered", "max_steps", "token_budget", "cost_budget", "model_error"]
+StopReason = Literal[
+    "answered", "max_steps", "token_budget", "cost_budget", "timeout", "model_error"
+]
 EventKind = Literal["user", "model", "tool_call", "tool_result", "stop"]
+REFUSED = {"unknown_tool", "validation_error"}  # pydantic-ai's causes of a call never run
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one run (AGENT_MAX_STEPS, _MAX_TOKENS, _MAX_COST_USD, _TIMEOUT_SECONDS)."""
+
+    max_steps: int
+    max_tokens: int
+    max_cost_usd: float
+    timeout_seconds: float
+    tool_timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -74,84 +119,81 @@ class AgentMetrics:
 
 
 class Agent:
+    """The service's agent: a pydantic-ai agent, its limits, and a transcript per run."""
+
     def __init__(
         self,
-        model: ChatModel,
-        tools: ToolRegistry,
+        model: Model,
+        tools: Sequence[Tool[Any]],
         metrics: AgentMetrics,
-        max_steps: int,
-        max_tokens: int,
-        max_cost_usd: float,
-        prices: Prices | None = None,
+        llm_metrics: LLMMetrics,
+        limits: Limits,
+        tracer_provider: TracerProvider | None = None,  # None: the global one (tracing.py)
     ) -> None:
         self.model = model
-        self.tools = tools
+        self.tools = list(tools)
         self.metrics = metrics
-        self.max_steps = max_steps
-        self.max_tokens = max_tokens
-        self.max_cost_usd = max_cost_usd
-        self.prices = prices or Prices()
-
-    def run(self, question: str) -> Run:
-        run = Run(run_id=uuid.uuid4().hex, question=question)
-        run.transcript.append(Event(0, "user", question))
-        messages = [Message("system", SYSTEM_PROMPT), Message("user", question)]
-        specs = self.tools.specs()
-        for number in range(1, self.max_steps + 1):
-            run.steps = number
-            try:
-                completion = self.model.complete(messages, specs)
-            except ModelError as error:
-                return self._stop(run, "model_error", f"The model provider failed: {error}")
-            reply = completion.message
-            run.usage += completion.usage
-            run.cost_usd = self.prices.cost(run.usage)
-            run.transcript.append(
-                Event(
-                    number,
-                    "model",
-                    reply.content,
-                    input_tokens=completion.usage.input_tokens,
-                    output_tokens=completion.usage.output_tokens,
+        self.limits = limits
+        self.agent = PydanticAgent(
+            model,
+            instructions=SYSTEM_PROMPT,
+            deps_type=RunLog,
+            toolsets=[toolset(self.tools, llm_metrics, limits.tool_timeout_seconds)],
+            # A refused or failed call is told to the model, which may try again: the step
+            # limit, not a retry count, ends a run that keeps failing.
+            retries=limits.max_steps,
+            # spans of the run, each model request and each tool call; no prompt nor answer text
+            capabilities=[
+                Instrumentation(
+                    InstrumentationSettings(include_content=False, tracer_provider=tracer_provider)
                 )
-            )
-            if not reply.tool_calls:
-                return self._stop(run, "answered", reply.content)
-            if run.usage.total_tokens > self.max_tokens:
-                return self._stop(
-                    run, "token_budget", f"Stopped: the token budget of {self.max_tokens} is spent."
-                )
-            if run.cost_usd > self.max_cost_usd:
-                return self._stop(
-                    run,
-                    "cost_budget",
-                    f"Stopped: the cost budget of ${self.max_cost_usd} is spent.",
-                )
-            messages.append(reply)
-            for call in reply.tool_calls:
-                run.transcript.append(
-                    Event(number, "tool_call", "", tool=call.name, arguments=call.arguments)
-                )
-                outcome = self.tools.call(call.name, call.arguments)
-                run.transcript.append(
-                    Event(
-                        number,
-                        "tool_result",
-                        outcome.output,
-                        tool=call.name,
-                        status=outcome.status,
-                        duration_ms=outcome.duration_ms,
-                    )
-                )
-                content = (
-                    outcome.output
-                    if outcome.status == "ok"
-                    else f"{outcome.status}: {outcome.output}"
-                )
-                messages.append(Message("tool", content, tool_call_id=call.id))
-        return self._stop(
-            run, "max_steps", f"Stopped after {self.max_steps} steps without a final answer."
+            ],
         )
+
+    @property
+    def usage_limits(self) -> UsageLimits:
+        return UsageLimits(
+            request_limit=self.limits.max_steps,
+            total_tokens_limit=self.limits.max_tokens,
+            cost_limit=Decimal(str(self.limits.max_cost_usd)),
+        )
+
+    async def run(self, question: str) -> Run:
+        run = Run(run_id=uuid.uuid4().hex, question=question)
+        deps = RunLog()
+        with capture_run_messages() as messages:
+            try:
+                result = await self.agent.run(
+                    question,
+                    deps=deps,
+                    usage_limits=self.usage_limits,
+                    timeout=self.limits.timeout_seconds,
+                )
+            except UsageLimitExceeded as error:
+                reason, answer = self._limit(str(error))
+            except RunTimedOut:
+                reason = "timeout"
+                answer = f"Stopped: the run took longer than {self.limits.timeout_seconds} s."
+            except (ModelAPIError, UnexpectedModelBehavior) as error:
+                # the provider failed after its retries, or answered what is not a valid reply
+                reason, answer = "model_error", f"The model provider failed: {error.message}"
+            else:
+                reason, answer = "answered", result.output
+        _transcribe(run, messages, deps.outcomes)
+        return self._stop(run, reason, answer)
+
+    def _limit(self, error: str) -> tuple[StopReason, str]:
+        if "request_limit" in error:
+            return (
+                "max_steps",
+                f"Stopped after {self.limits.max_steps} steps without a final answer.",
+            )
+        if "cost_limit" in error:
+            return (
+                "cost_budget",
+                f"Stopped: the cost budget of ${self.limits.max_cost_usd} is spent.",
+            )
+        return "token_budget", f"Stopped: the token budget of {self.limits.max_tokens} is spent."
 
     def _stop(self, run: Run, reason: StopReason, answer: str) -> Run:
         run.stop_reason = reason
@@ -172,3 +214,53 @@ class Agent:
             },
         )
         return run
+
+
+def _transcribe(run: Run, messages: list[ModelMessage], outcomes: dict[str, Outcome]) -> None:
+    """The run's messages as transcript events, usage and cost."""
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            run.steps += 1
+            usage = Usage(message.usage.input_tokens, message.usage.output_tokens)
+            run.usage += usage
+            run.cost_usd += float(message.usage.cost or 0)
+            text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
+            run.transcript.append(
+                Event(
+                    run.steps,
+                    "model",
+                    text,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
+            )
+            run.transcript.extend(
+                Event(
+                    run.steps,
+                    "tool_call",
+                    "",
+                    tool=part.tool_name,
+                    arguments=part.args_as_json_str(),
+                )
+                for part in message.parts
+                if isinstance(part, ToolCallPart)
+            )
+            continue
+        for part in message.parts if isinstance(message, ModelRequest) else ():
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                run.transcript.append(Event(0, "user", part.content))
+            elif isinstance(part, ToolReturnPart):
+                outcome = outcomes.get(part.tool_call_id)
+                refused = part.retry is not None and part.retry.cause in REFUSED
+                status = "refused" if refused or outcome is None else outcome.status
+                content = part.model_response_str(wrap_if_error=False)
+                run.transcript.append(
+                    Event(
+                        run.steps,
+                        "tool_result",
+                        content,
+                        tool=part.tool_name,
+                        status=status,
+                        duration_ms=outcome.duration_ms if outcome else None,
+                    )
+                )

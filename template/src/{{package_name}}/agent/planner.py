@@ -1,15 +1,22 @@
-"""The offline model's behaviour: a deterministic keyword planner.
+"""The offline model's behaviour: a deterministic keyword planner (a pydantic-ai FunctionModel).
 
 It picks at most one tool per question from simple rules, then answers from the tool's
 result. It cannot chain tools (look something up, then compute with it): the scenario
 evaluation shows that gap, which a real model closes.
 """
 
-import json
 import re
-from collections.abc import Sequence
 
-from ..llm.provider import Message, ToolCall, ToolSpec
+from pydantic_ai import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s()+\-*/%]*[+\-*/%][\d.\s()+\-*/%]*\d[)\s]*")
 TIMEZONE = re.compile(r"\b(UTC|[A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
@@ -22,19 +29,32 @@ ITEMS = re.compile(r"\bitems?\b.*?(?:named|called|about|matching)\s+['\"]?([\w .
 CANNOT = "I cannot answer that with the tools I have."
 
 
-def plan(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Message:
-    """The next assistant message: one tool call, or the answer from the last tool results."""
-    if messages and messages[-1].role == "tool":
-        return Message("assistant", _answer(messages))
-    question = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    available = {tool.name for tool in tools}
-    call = _choose(question.strip(), available)
-    if call is None:
-        return Message("assistant", CANNOT)
-    name, arguments = call
-    return Message(
-        "assistant", "", (ToolCall(f"call_{len(messages)}", name, json.dumps(arguments)),)
+def plan(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """The next response: one tool call, or the answer from the last tool results."""
+    last = messages[-1] if messages else None
+    if isinstance(last, ModelRequest):
+        results = [part for part in last.parts if isinstance(part, ToolReturnPart)]
+        if results:
+            return ModelResponse(parts=[TextPart(_answer(results))])
+    question = next(
+        (
+            part.content
+            for message in reversed(messages)
+            if isinstance(message, ModelRequest)
+            for part in message.parts
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str)
+        ),
+        "",
     )
+    call = _choose(question.strip(), {tool.name for tool in info.function_tools})
+    if call is None:
+        return ModelResponse(parts=[TextPart(CANNOT)])
+    name, arguments = call
+    return ModelResponse(parts=[ToolCallPart(name, arguments)])
+
+
+def offline_model() -> FunctionModel:
+    return FunctionModel(plan, model_name="offline-planner")
 
 
 def _choose(question: str, available: set[str]) -> tuple[str, dict[str, str]] | None:
@@ -53,23 +73,16 @@ def _choose(question: str, available: set[str]) -> tuple[str, dict[str, str]] | 
     return None
 
 
-def _answer(messages: Sequence[Message]) -> str:
+def _answer(results: list[ToolReturnPart]) -> str:
     """Summarise the results of the last round of tool calls."""
-    names = {call.id: call.name for m in messages for call in m.tool_calls}
-    results: list[tuple[str, str]] = []
-    for message in reversed(messages):
-        if message.role != "tool":
-            break
-        results.insert(0, (names.get(message.tool_call_id or "", "tool"), message.content))
     sentences = []
-    for name, content in results:
-        if content.startswith(("error:", "refused:", "timeout:")):
-            sentences.append(
-                f"I could not complete that ({name}: {content.split(':', 1)[1].strip()})."
-            )
-        elif name == "calculator":
+    for result in results:
+        content = result.model_response_str()
+        if result.outcome != "success":
+            sentences.append(f"I could not complete that ({result.tool_name}: {content}).")
+        elif result.tool_name == "calculator":
             sentences.append(f"The result is {content}.")
-        elif name == "clock":
+        elif result.tool_name == "clock":
             sentences.append(f"It is {content}.")
         else:
             sentences.append(content)

@@ -1,99 +1,91 @@
-"""The typed tool registry: JSON-schema arguments, timeouts, and refusal of bad calls."""
+"""The agent's toolset: pydantic-ai tools, each call traced, measured and timed.
 
-import json
+pydantic-ai validates the arguments against each tool's signature, refuses unknown tools and
+invalid arguments, and stops a tool at its timeout (the model is told each time, and may try
+again). This wrapper adds what the service needs around every call that runs: a span and the
+`llm_steps_total` metrics, and each call's outcome for the run's transcript.
+"""
+
 import logging
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic_ai import ModelRetry, RunContext, Tool
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
 
-from ..llm.provider import ToolSpec
 from ..llm.telemetry import LLMMetrics, step
 
 log = logging.getLogger(__name__)
 
-Args = TypeVar("Args", bound=BaseModel)
 Status = Literal["ok", "error", "refused", "timeout"]
-
-
-class ToolError(Exception):
-    """An expected failure of a tool (bad input, nothing found): told to the model as is."""
-
-
-@dataclass(frozen=True)
-class Tool(Generic[Args]):
-    """A tool: `args` is a pydantic model, whose JSON schema the model sees."""
-
-    name: str
-    description: str
-    args: type[Args]
-    run: Callable[[Args], str]
-    timeout_seconds: float | None = None  # None: the registry's default
-
-    def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, self.args.model_json_schema())
+TIMED_OUT = "Timed out after"
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: Status
-    output: str
     duration_ms: float
 
 
-class ToolRegistry:
-    """Runs the tools the model asks for, each in a worker thread with a timeout."""
+@dataclass
+class RunLog:
+    """A run's dependencies (pydantic-ai `deps`): the outcome of each tool call, by call id."""
 
-    def __init__(
-        self, tools: Iterable[Tool[Any]], metrics: LLMMetrics, timeout_seconds: float
-    ) -> None:
-        self.tools = {tool.name: tool for tool in tools}
-        self.metrics = metrics
-        self.timeout_seconds = timeout_seconds
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
-    def specs(self) -> list[ToolSpec]:
-        return [tool.spec() for tool in self.tools.values()]
 
-    def call(self, name: str, arguments: str) -> Outcome:
-        """Validate and run one call; never raises: failures become an outcome for the model."""
+@dataclass
+class MeteredToolset(WrapperToolset[RunLog]):
+    """Traces and measures every tool call; an unexpected exception becomes an error for the model."""
+
+    metrics: LLMMetrics
+
+    async def call_tool(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[RunLog],
+        tool: ToolsetTool[RunLog],
+    ) -> Any:
+        status: Status = "error"
         start = time.perf_counter()
-        with step(self.metrics, "tool", name if name in self.tools else "unknown") as current:
-            status, output = self._call(name, arguments)
-            if status != "ok":
-                current.fail(f"{status}: {output}")
-            current.span.set_attribute("tool.status", status)
-        return Outcome(status, output, round((time.perf_counter() - start) * 1000, 3))
-
-    def _call(self, name: str, arguments: str) -> tuple[Status, str]:
-        tool = self.tools.get(name)
-        if tool is None:
-            return "refused", f"unknown tool {name!r}; available: {', '.join(sorted(self.tools))}"
         try:
-            args = tool.args.model_validate(json.loads(arguments or "{}"))
-        except (ValueError, ValidationError) as error:
-            return "refused", f"invalid arguments for {name}: {_short(error)}"
-        timeout = tool.timeout_seconds or self.timeout_seconds
-        future = self._pool.submit(tool.run, args)
-        try:
-            return "ok", future.result(timeout=timeout)
-        except FutureTimeout:
-            future.cancel()  # a running thread cannot be stopped: tools must bound their work
-            return "timeout", f"{name} did not finish within {timeout} s"
-        except ToolError as error:
-            return "error", str(error)
-        except Exception as error:
-            log.exception("tool failed", extra={"tool": name})
-            return "error", f"{name} failed unexpectedly ({type(error).__name__})"
+            with step(self.metrics, "tool", name) as current:
+                try:
+                    result = await super().call_tool(name, tool_args, ctx, tool)
+                except ModelRetry as error:
+                    # FunctionToolset stops a tool at its timeout with this ModelRetry
+                    status = "timeout" if error.message.startswith(TIMED_OUT) else "error"
+                    current.fail(f"{status}: {error.message}")
+                    raise
+                except Exception as error:
+                    log.exception("tool failed", extra={"tool": name})
+                    current.fail(f"error: {type(error).__name__}")
+                    raise ModelRetry(
+                        f"{name} failed unexpectedly ({type(error).__name__})"
+                    ) from error
+                status = "ok"
+                current.span.set_attribute("tool.status", status)
+                return result
+        finally:
+            if ctx.tool_call_id is not None:
+                elapsed = round((time.perf_counter() - start) * 1000, 3)
+                ctx.deps.outcomes[ctx.tool_call_id] = Outcome(status, elapsed)
 
 
-def _short(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors()
-        )
-    return str(error)
+def toolset(
+    tools: Sequence[Tool[Any]], metrics: LLMMetrics, timeout_seconds: float
+) -> AbstractToolset[RunLog]:
+    """The tools, each stopped after `timeout_seconds` unless it sets its own `timeout`."""
+    function_tools = FunctionToolset[RunLog](list(tools), timeout=timeout_seconds)
+    return MeteredToolset(wrapped=function_tools, metrics=metrics)
+
+
+def tool_schemas(tools: Sequence[Tool[Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, description, JSON schema of the arguments) of each tool, as the model sees them."""
+    return [
+        (tool.name, tool.tool_def.description or "", tool.tool_def.parameters_json_schema)
+        for tool in tools
+    ]
