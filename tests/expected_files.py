@@ -187,6 +187,7 @@ LLM = {
     "src/{pkg}/llm/openai.py",
     "src/{pkg}/llm/provider.py",
     "src/{pkg}/llm/telemetry.py",
+    "tests/integration/openai_stub.py",
     "tests/integration/test_openai_compatible_server.py",
     "tests/unit/test_llm.py",
 }
