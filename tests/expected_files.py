@@ -181,6 +181,7 @@ BATCH = {
 
 # uses_llm: the model provider layer.
 LLM = {
+    "deploy/base/externalsecret.yaml",
     "src/{pkg}/llm/__init__.py",
     "src/{pkg}/llm/factory.py",
     "src/{pkg}/llm/offline.py",
