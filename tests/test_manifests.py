@@ -241,7 +241,7 @@ def test_a_model_calling_service_gets_its_provider_from_config_and_its_key_from_
     for overlay in ("staging", "production"):
         (secret,) = by_kind(docs[overlay], "ExternalSecret").values()
         assert secret["metadata"]["namespace"] == f"{SLUG}-{overlay}"
-        assert secret["spec"]["target"]["name"] == f"{SLUG}-llm"
+        assert secret["metadata"]["name"] == f"{SLUG}-llm" and "name" not in secret["spec"]["target"]
         (item,) = secret["spec"]["data"]
         assert item == {
             "secretKey": "LLM_API_KEY",
