@@ -53,10 +53,15 @@ def serve(port: int, mode: str) -> ThreadingHTTPServer:
     )
     model = ("provider", "model", "operation")
     calls = Counter("llm_requests_total", "model calls", (*model, "status"), registry=registry)
-    failures = Counter("llm_request_errors_total", "failed calls", (*model, "error"), registry=registry)
+    failures = Counter(
+        "llm_request_errors_total", "failed calls", (*model, "error"), registry=registry
+    )
     cost = Counter("llm_cost_usd_total", "cost", model, registry=registry)
     per_token = Histogram(
-        "llm_time_per_output_token_seconds", "per token", model, registry=registry,
+        "llm_time_per_output_token_seconds",
+        "per token",
+        model,
+        registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1),
     )
     counter = itertools.count(1)
