@@ -191,6 +191,7 @@ BATCH = {
 
 # uses_llm: the model provider layer.
 LLM = {
+    "deploy/base/externalsecret.yaml",
     "src/{pkg}/llm/__init__.py",
     "src/{pkg}/llm/factory.py",
     "src/{pkg}/llm/offline.py",
@@ -201,6 +202,7 @@ LLM = {
     "flags.json",
     "deploy/base/flags.json",
     "tests/unit/test_flags.py",
+    "tests/integration/openai_stub.py",
     "tests/integration/test_openai_compatible_server.py",
     "tests/unit/test_llm.py",
 }

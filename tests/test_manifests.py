@@ -28,6 +28,8 @@ KUBERNETES_VERSION = "1.32.0"  # the kubectl of the test machines; GKE/EKS/AKS a
 OVERLAYS = ("staging", "production", "canary")
 SLUG = "fraud-scoring"
 HTTPROUTE_SCHEMA = json.loads((ROOT / "tests" / "schemas" / "httproute-v1.json").read_text())
+EXTERNALSECRET_SCHEMA = json.loads((ROOT / "tests" / "schemas" / "externalsecret-v1.json").read_text())
+CRD_SCHEMAS = {"HTTPRoute": HTTPROUTE_SCHEMA, "ExternalSecret": EXTERNALSECRET_SCHEMA}
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 CONTRACT_METRICS = {
     "http_requests_total",
@@ -63,6 +65,11 @@ BATCH_VARIANTS: dict[str, dict[str, Any]] = {
     "pipeline-db": {"service_type": BATCH_TYPE, "use_database": True, "use_ml_tracking": False},
 } if BATCH_TYPE else {}
 VARIANTS.update(BATCH_VARIANTS)
+# A type that calls a model (uses_llm): provider settings in the ConfigMap, its key from Vault.
+LLM_TYPE = first_type_with(uses_llm=True)
+LLM_VARIANTS: dict[str, dict[str, Any]] = {"llm": {"service_type": LLM_TYPE}} if LLM_TYPE else {}
+VARIANTS.update(LLM_VARIANTS)
+needs_llm = pytest.mark.skipif(LLM_TYPE is None, reason="PLAYBOOK_SERVICE_TYPES leaves no type with uses_llm")
 needs_batch = pytest.mark.skipif(
     BATCH_TYPE is None, reason="PLAYBOOK_SERVICE_TYPES leaves no batch type (serves_http false)"
 )
@@ -137,13 +144,13 @@ def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tup
             kinds[not capabilities(VARIANTS[variant]).serves_http].add(doc["kind"])
             where = f"{variant}/{overlay}: {doc['kind']} {doc['metadata']['name']}"
             try:
-                if doc["kind"] == "HTTPRoute":
-                    jsonschema.validate(doc, HTTPROUTE_SCHEMA)
+                if doc["kind"] in CRD_SCHEMAS:
+                    jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
                 else:
                     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as error:
                 pytest.fail(f"{where} is invalid: {error}")
-    assert kinds[False] == HTTP_KINDS
+    assert kinds[False] == HTTP_KINDS | ({"ExternalSecret"} if LLM_VARIANTS else set())
     if BATCH_VARIANTS:
         assert kinds[True] == BATCH_KINDS
 
@@ -215,6 +222,62 @@ def test_canary_runs_with_the_production_configuration(default: dict[str, Docs])
     env_from = canary_pod["containers"][0]["envFrom"]
     assert env_from[0]["configMapRef"]["name"] == config["metadata"]["name"]
     assert env_from[1]["secretRef"] == {"name": f"{SLUG}-secrets", "optional": True}
+
+
+@needs_llm
+def test_a_model_calling_service_gets_its_provider_from_config_and_its_key_from_vault(
+    manifests: dict[tuple[str, str], str],
+) -> None:
+    """Every overlay configures the OpenAI-compatible provider (never the offline model, which
+    refuses staging and production); the key is an ExternalSecret from Vault's path of the
+    environment, created by staging and production, and read by stable and canary alike."""
+    docs = {overlay: documents(manifests["llm", overlay]) for overlay in OVERLAYS}
+    for overlay, overlay_docs in docs.items():
+        config = {d["kind"]: d for d in overlay_docs}["ConfigMap"]["data"]
+        assert config["LLM_PROVIDER"] == "openai", overlay
+        assert config["LLM_BASE_URL"].startswith("https://") and config["LLM_MODEL"], overlay
+        assert float(config["LLM_TIMEOUT_SECONDS"]) > 0 and int(config["LLM_MAX_RETRIES"]) >= 0, overlay
+        assert float(config["LLM_OUTPUT_COST_PER_1K_TOKENS"]) > 0, overlay
+        (deployment,) = by_kind(overlay_docs, "Deployment").values()
+        env_from = pod_template(deployment)["spec"]["containers"][0]["envFrom"]
+        assert {"secretRef": {"name": f"{SLUG}-llm"}} in env_from, overlay
+        assert "LLM_API_KEY" not in json.dumps(deployment), overlay
+    for overlay in ("staging", "production"):
+        (secret,) = by_kind(docs[overlay], "ExternalSecret").values()
+        assert secret["metadata"]["namespace"] == f"{SLUG}-{overlay}"
+        assert secret["metadata"]["name"] == f"{SLUG}-llm" and "name" not in secret["spec"]["target"]
+        (item,) = secret["spec"]["data"]
+        assert item == {
+            "secretKey": "LLM_API_KEY",
+            "remoteRef": {"key": f"{SLUG}/{overlay}", "property": "llm_api_key"},
+        }
+    assert not by_kind(docs["canary"], "ExternalSecret"), "the canary reads production's Secret"
+    assert {d["kind"]: d for d in docs["canary"]}["ConfigMap"]["data"] == {d["kind"]: d for d in docs["production"]}["ConfigMap"]["data"]
+
+
+def test_the_external_secret_schema_rejects_what_the_operator_would() -> None:
+    good = {
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "s"},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "vault"},
+            "target": {"name": "s"},
+            "data": [{"secretKey": "K", "remoteRef": {"key": "a/b", "property": "k"}}],
+        },
+    }
+    jsonschema.validate(good, EXTERNALSECRET_SCHEMA)
+    for path, value in [
+        (("spec", "secretStoreRef", "kind"), "VaultStore"),
+        (("spec", "data", 0, "remoteRef", "propery"), "k"),
+        (("spec", "data"), []),
+        (("apiVersion",), "external-secrets.io/v1beta2"),
+    ]:
+        bad = copy.deepcopy(good)
+        target: Any = bad
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, EXTERNALSECRET_SCHEMA)
 
 
 @needs_batch
@@ -453,7 +516,9 @@ def test_checkov_passes_the_dockerfiles_and_rendered_manifests(
     assert result.returncode == 0, result.stdout[-2000:]
 
 
-@pytest.mark.parametrize("variant", ["default", pytest.param("pipeline", marks=needs_batch)])
+@pytest.mark.parametrize(
+    "variant", ["default", pytest.param("pipeline", marks=needs_batch), pytest.param("llm", marks=needs_llm)]
+)
 def test_alert_rules_pass_promtool_check_and_unit_tests(projects: dict[str, Path], variant: str) -> None:
     monitoring = projects[variant] / "deploy" / "monitoring"
     checked = run(["promtool", "check", "rules", str(monitoring / "alerts.yaml")])
@@ -469,8 +534,10 @@ def test_alert_rules_pass_promtool_check_and_unit_tests(projects: dict[str, Path
         pytest.param("pipeline", "PipelineStale", "> 26 * 3600", "> 24 * 3600", marks=needs_batch),
         pytest.param("pipeline", "PipelineCanaryFailed", 'track="canary"})\n            >', 'track="stable"})\n            >', marks=needs_batch),
         pytest.param("pipeline", "PipelineFailed", "\n               or 0 * max", "\n               and 0 * max", marks=needs_batch),
+        pytest.param("llm", "CanaryLLMCostPerRequestAboveStable", "> on (app) 1.25 *", "> on (app) 2.5 *", marks=needs_llm),
+        pytest.param("llm", "CanaryLLMErrorRateAboveStable", 'or app_track:llm_requests:rate5m{track="stable"} * 0', "", marks=needs_llm),
     ],
-    ids=["http-threshold", "batch-staleness", "batch-canary-track", "batch-never-succeeded"],
+    ids=["http-threshold", "batch-staleness", "batch-canary-track", "batch-never-succeeded", "llm-cost-ratio", "llm-stable-without-errors"],
 )
 def test_a_broken_alert_fails_its_unit_test(
     projects: dict[str, Path], tmp_path: Path, variant: str, alert: str, right: str, wrong: str

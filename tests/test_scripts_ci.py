@@ -433,12 +433,16 @@ def monitoring(plain: Path) -> Iterator[Monitoring]:
 
     Targets, labelled like pods after the documented relabeling (app, track, namespace):
     the generated service as stable, a healthy canary, a canary answering 5xx to one
-    request in three, a canary answering in 0.6 s, and a canary nobody calls.
+    request in three, a canary answering in 0.6 s, and a canary nobody calls; and a service
+    calling a model (stable, llm-service) with a healthy canary, one whose requests cost
+    three times as much and one whose model calls fail one in three.
     """
-    ports = {name: free_port() for name in ("ok", "errors", "slow", "idle")}
+    llm_modes = ("llm", "llm-ok", "llm-costly", "llm-failing")
+    ports = {name: free_port() for name in ("ok", "errors", "slow", "idle", *llm_modes)}
+    modes = {"idle": "ok", "llm-ok": "llm"}
     exporters = subprocess.Popen(
         [sys.executable, str(HERE / "support" / "fake_service.py"),
-         *[f"--listen={port}:{'ok' if name == 'idle' else name}" for name, port in ports.items()]],
+         *[f"--listen={port}:{modes.get(name, name)}" for name, port in ports.items()]],
         stdout=subprocess.PIPE, text=True,
     )
     assert exporters.stdout is not None and exporters.stdout.readline().strip() == "ready"
@@ -452,13 +456,16 @@ def monitoring(plain: Path) -> Iterator[Monitoring]:
             (f"127.0.0.1:{ports['errors']}", labels("faulty-errors", "canary")),
             (f"127.0.0.1:{ports['slow']}", labels("faulty-slow", "canary")),
             (f"127.0.0.1:{ports['idle']}", labels("idle", "canary")),
+            (f"127.0.0.1:{ports['llm']}", labels("llm-service", "stable")),
+            *[(f"127.0.0.1:{ports[name]}", labels(name, "canary")) for name in llm_modes[1:]],
         ])
         try:
-            prometheus.wait_for_targets_up(5)
+            prometheus.wait_for_targets_up(len(ports) + 1)
             # Real HTTP traffic for a few seconds: the service's API and each exporter.
             urls = [f"{stable}/openapi.json", f"{stable}/openapi.json",
                     f"http://127.0.0.1:{ports['ok']}/work", f"http://127.0.0.1:{ports['errors']}/work"]
             urls += [f"http://127.0.0.1:{ports['slow']}/work"] * 3
+            urls += [f"http://127.0.0.1:{ports[name]}/work" for name in llm_modes]
             stop = time.monotonic() + 8
 
             def call(url: str) -> None:
@@ -497,6 +504,7 @@ def test_golden_signals_pass_for_a_healthy_service(plain: Path, monitoring: Moni
                 "errors 4xx", "saturation cpu", "saturation memory"):
         assert re.search(rf"^{re.escape(row)} .* ok$", result.stdout, re.M), row
     assert "RESULT: PASS" in result.stdout
+    assert "llm" not in result.stdout  # a service calling no model gets no model rows
     data = json.loads(report.read_text())
     assert data["passed"] is True
     assert data["measurements"]["service"]["requests"] > 20
@@ -520,6 +528,33 @@ def test_golden_signals_fail_naming_the_signal(
     assert result.returncode == code, explain(result)
     assert failed in result.stdout
     assert ("RESULT: INCONCLUSIVE (" if code == 6 else "RESULT: FAIL (") in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("canary", "code", "failed"),
+    [
+        ("llm-ok", 0, None),
+        ("llm-costly", 1, "FAIL llm cost per request: canary 0.00300 USD is above the limit 0.00125 USD (stable x CANARY_MAX_LLM_COST_RATIO)"),
+        ("llm-failing", 1, "FAIL llm errors: canary 3"),
+    ],
+    ids=["healthy", "cost-per-request", "provider-errors"],
+)
+def test_canary_health_compares_the_model_signals_with_stable(
+    plain: Path, monitoring: Monitoring, canary: str, code: int, failed: str | None
+) -> None:
+    """A service calling a model (llm_* metrics): its canary is judged on the model's error
+    share, cost per request and time per token against stable, like the golden signals."""
+    env = {**monitoring.env, "PROM_SELECTOR_STABLE": 'app="llm-service"',
+           "PROM_SELECTOR_CANARY": f'app="{canary}"', "CANARY_MAX_WAIT": "0s"}
+    result = script(plain, "monitoring/check-canary-health.sh", env=env)
+    assert result.returncode == code, explain(result)
+    for row in ("llm errors", "llm cost per request", "llm time per token"):
+        assert re.search(rf"^{row} +\S", result.stdout, re.M), row
+    if failed:
+        assert failed in result.stdout
+    else:
+        assert "RESULT: PASS" in result.stdout
 
 
 @pytest.mark.slow

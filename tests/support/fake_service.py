@@ -9,6 +9,12 @@ ports, one behaviour per port, and exports the same metric names as the service
 
 ok answers 200 at once; errors answers 500 to every third request; slow sleeps
 SLOW_SECONDS before answering 200. GET /metrics on each port is its exposition.
+
+The llm-* modes answer 200 like ok and also export what a service calling a language model
+does (llm_requests_total, llm_request_errors_total, llm_cost_usd_total,
+llm_time_per_output_token_seconds), one model call per request: llm is a healthy one
+(LLM_COST_USD per call, LLM_SECONDS_PER_TOKEN); llm-costly costs three times as much;
+llm-failing fails every third model call (the service still answers 200, degraded).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from prometheus_client import (
 LABELS = ("method", "route", "status")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SLOW_SECONDS = 0.6
+LLM_COST_USD = 0.001
+LLM_SECONDS_PER_TOKEN = 0.02
+MODEL = ("openai", "gpt-4o-mini", "chat")
+MODES = {"ok", "errors", "slow", "llm", "llm-costly", "llm-failing"}
 
 
 def serve(port: int, mode: str) -> ThreadingHTTPServer:
@@ -40,6 +50,19 @@ def serve(port: int, mode: str) -> ThreadingHTTPServer:
     errors = Counter("http_request_errors_total", "errors", LABELS, registry=registry)
     latency = Histogram(
         "http_request_duration_seconds", "latency", LABELS, buckets=BUCKETS, registry=registry
+    )
+    model = ("provider", "model", "operation")
+    calls = Counter("llm_requests_total", "model calls", (*model, "status"), registry=registry)
+    failures = Counter(
+        "llm_request_errors_total", "failed calls", (*model, "error"), registry=registry
+    )
+    cost = Counter("llm_cost_usd_total", "cost", model, registry=registry)
+    per_token = Histogram(
+        "llm_time_per_output_token_seconds",
+        "per token",
+        model,
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1),
     )
     counter = itertools.count(1)
     lock = threading.Lock()
@@ -66,6 +89,14 @@ def serve(port: int, mode: str) -> ThreadingHTTPServer:
             latency.labels(*labels).observe(time.perf_counter() - start)
             if status >= 400:
                 errors.labels(*labels).inc()
+            if mode.startswith("llm"):
+                failed = mode == "llm-failing" and number % 3 == 0
+                calls.labels(*MODEL, "error" if failed else "ok").inc()
+                if failed:
+                    failures.labels(*MODEL, "server_error").inc()
+                    return
+                cost.labels(*MODEL).inc(LLM_COST_USD * (3 if mode == "llm-costly" else 1))
+                per_token.labels(*MODEL).observe(LLM_SECONDS_PER_TOKEN)
 
         def _answer(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
@@ -86,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     for spec in args.listen:
         port, mode = spec.split(":")
-        assert mode in {"ok", "errors", "slow"}, mode
+        assert mode in MODES, mode
         serve(int(port), mode)
     print("ready", flush=True)
     threading.Event().wait()

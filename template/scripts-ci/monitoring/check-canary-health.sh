@@ -29,6 +29,8 @@
 #   PROM_SELECTOR_CANARY [app="<service>",namespace="<namespace>",track="canary"]
 #   CANARY_MAX_LATENCY_RATIO [1.5]  CANARY_LATENCY_SLACK_SECONDS [0.05]
 #   CANARY_MAX_5XX_INCREASE [0.005]  CANARY_MAX_4XX_INCREASE [0.02]  (shares: 0.005 = 0.5 points)
+#   CANARY_MAX_LLM_ERROR_INCREASE [0.01]  CANARY_MAX_LLM_COST_RATIO [1.25]
+#   CANARY_MAX_LLM_TOKEN_LATENCY_RATIO [1.5] (+ 5 ms)  (a service calling a model)
 #   CANARY_POLL [60s]            time between two looks at an inconclusive canary
 #   CANARY_URL                   a URL that reaches only the canary (e.g. its Service, or a
 #                                header-matched route); unset: no synthetic traffic

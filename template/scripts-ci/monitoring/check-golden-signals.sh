@@ -23,6 +23,8 @@
 #   GS_MAX_P50_SECONDS [0.25]    GS_MAX_P95_SECONDS [0.5]    GS_MAX_P99_SECONDS [1.0]
 #   GS_MAX_5XX_RATIO [0.01]      GS_MAX_4XX_RATIO [0.05]     (shares of all requests)
 #   GS_MAX_CPU_CORES [0.9]       GS_MAX_MEMORY_MB [512]      (busiest pod)
+#   GS_MAX_LLM_ERROR_RATIO [0.05]  GS_MAX_LLM_COST_PER_REQUEST_USD [off]
+#   GS_MAX_LLM_SECONDS_PER_TOKEN [off]  (a service calling a model: its llm_* metrics)
 #   GS_EXCLUDE_ROUTES ["/healthz|/readyz|/metrics"]          routes left out of HTTP signals
 #   K8S_NAMESPACE [<service>-<env>]   PYTHON [python3]
 #

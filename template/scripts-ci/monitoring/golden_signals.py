@@ -10,6 +10,13 @@ Prometheus's HTTP API (/api/v1/query) for, over the last WINDOW:
     saturation    busiest pod's CPU (rate(process_cpu_seconds_total)) and memory
                   (process_resident_memory_bytes)
 
+and, for a service that calls a language model (it exports llm_* metrics; the rows are left
+out for one that does not):
+
+    llm errors        share of model calls that failed (llm_request_errors_total / llm_requests_total)
+    llm cost          model cost per HTTP request (llm_cost_usd_total / http_requests_total)
+    llm token latency mean seconds per generated token (llm_time_per_output_token_seconds)
+
 Health-probe and metrics routes are left out of the HTTP signals (GS_EXCLUDE_ROUTES), so
 kubelet probes do not count as traffic. A full verdict needs at least GS_MIN_REQUESTS
 requests in the window. With fewer, too little traffic is *inconclusive*, not a failure:
@@ -59,7 +66,11 @@ class Signal:
     unit: str  # seconds | ratio | rps | count | cores | bytes
     limit_env: str | None = None  # absolute upper limit, from the environment
     default_limit: float | None = None
-    canary_rule: str | None = None  # "ratio" (latency) or the variable of an allowed increase
+    # "ratio" (latency), "ratio:VARIABLE" (stable x VARIABLE + canary_slack), or the variable
+    # of an allowed increase
+    canary_rule: str | None = None
+    canary_slack: float = 0.0
+    optional: bool = False  # a model signal: not shown when no scope exports it
 
 
 SIGNALS = [
@@ -76,6 +87,36 @@ SIGNALS = [
     ),
     Signal("cpu", "saturation cpu", "cores", "GS_MAX_CPU_CORES", 0.9),
     Signal("memory", "saturation memory", "bytes", "GS_MAX_MEMORY_MB", 512.0),
+    # The model provider, as deploy/monitoring/alerts.yaml judges it (LLMProviderErrors and
+    # the CanaryLLM* alerts): same limits, over the canary check's window.
+    Signal(
+        "llm_errors",
+        "llm errors",
+        "ratio",
+        "GS_MAX_LLM_ERROR_RATIO",
+        0.05,
+        "CANARY_MAX_LLM_ERROR_INCREASE",
+        optional=True,
+    ),
+    Signal(
+        "llm_cost",
+        "llm cost per request",
+        "usd",
+        "GS_MAX_LLM_COST_PER_REQUEST_USD",
+        None,
+        "ratio:CANARY_MAX_LLM_COST_RATIO",
+        optional=True,
+    ),
+    Signal(
+        "llm_token_latency",
+        "llm time per token",
+        "seconds",
+        "GS_MAX_LLM_SECONDS_PER_TOKEN",
+        None,
+        "ratio:CANARY_MAX_LLM_TOKEN_LATENCY_RATIO",
+        canary_slack=0.005,
+        optional=True,
+    ),
 ]
 
 DEFAULTS = {
@@ -86,6 +127,9 @@ DEFAULTS = {
     "CANARY_LATENCY_SLACK_SECONDS": 0.05,
     "CANARY_MAX_5XX_INCREASE": 0.005,
     "CANARY_MAX_4XX_INCREASE": 0.02,
+    "CANARY_MAX_LLM_ERROR_INCREASE": 0.01,
+    "CANARY_MAX_LLM_COST_RATIO": 1.25,
+    "CANARY_MAX_LLM_TOKEN_LATENCY_RATIO": 1.5,
 }
 DEFAULT_EXCLUDED_ROUTES = "/healthz|/readyz|/metrics"
 
@@ -206,6 +250,9 @@ def queries(labels: str, window: str, excluded_routes: str) -> dict[str, str]:
         return f"({matched} or vector(0))"
 
     process = selector(labels)
+    calls = f"sum(rate(llm_requests_total{process}[{window}]))"
+    failed = f"sum(rate(llm_request_errors_total{process}[{window}]))"
+    speed = "llm_time_per_output_token_seconds"
     return {
         "up": f"sum(up{process})",
         "requests": f"sum(increase(http_requests_total{http}[{window}]))",
@@ -219,6 +266,10 @@ def queries(labels: str, window: str, excluded_routes: str) -> dict[str, str]:
         "errors_4xx": share('status=~"4.."'),
         "cpu": f"max(rate(process_cpu_seconds_total{process}[{window}]))",
         "memory": f"max(max_over_time(process_resident_memory_bytes{process}[{window}]))",
+        "llm_errors": f"({failed} or vector(0)) / {calls}",
+        "llm_cost": f"sum(rate(llm_cost_usd_total{process}[{window}])) / {rate}",
+        "llm_token_latency": f"sum(rate({speed}_sum{process}[{window}]))"
+        f" / sum(rate({speed}_count{process}[{window}]))",
     }
 
 
@@ -269,6 +320,8 @@ def show(value: float | None, unit: str) -> str:
         return f"{value:.0f}"
     if unit == "cores":
         return f"{value:.3f} cores"
+    if unit == "usd":
+        return f"{value:.5f} USD"
     return f"{value / 1024 / 1024:.1f} MiB"
 
 
@@ -317,6 +370,13 @@ def limit_for(
         if tolerances.latency_ratio is not None:
             relative = stable * tolerances.latency_ratio + tolerances.latency_slack
             why = "stable x CANARY_MAX_LATENCY_RATIO + CANARY_LATENCY_SLACK_SECONDS"
+    elif signal.canary_rule.startswith("ratio:"):
+        variable = signal.canary_rule.removeprefix("ratio:")
+        ratio = env_number(variable, DEFAULTS[variable])
+        if ratio is not None:
+            relative = stable * ratio + signal.canary_slack
+            slack = f" + {show(signal.canary_slack, signal.unit)}" if signal.canary_slack else ""
+            why = f"stable x {variable}{slack}"
     else:
         increase = env_number(signal.canary_rule, DEFAULTS[signal.canary_rule])
         if increase is not None:
@@ -394,6 +454,8 @@ def judge(
     seen: list[str] = []
 
     for signal in SIGNALS:
+        if signal.optional and all(values[signal.key] is None for values in scopes.values()):
+            continue  # the service calls no model
         value = scopes[subject][signal.key]
         shown = [show(values[signal.key], signal.unit) for values in scopes.values()]
         stable = scopes[baseline][signal.key] if baseline else None

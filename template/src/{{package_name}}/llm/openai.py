@@ -1,87 +1,93 @@
-"""OpenAI-compatible HTTP client: chat completions (with tool calls) and embeddings.
+"""The OpenAI-compatible provider, on the official `openai` SDK: chat (with tool calls), embeddings.
 
-Works with any server speaking the OpenAI API (OpenAI, Azure OpenAI, vLLM, Ollama, LiteLLM):
-set LLM_PROVIDER=openai, LLM_BASE_URL, LLM_MODEL and the key (LLM_API_KEY or LLM_API_KEY_FILE).
+Works with any server speaking the OpenAI API (OpenAI, Azure OpenAI's /openai/v1 endpoint,
+vLLM, Ollama, a LiteLLM gateway): set LLM_PROVIDER=openai, LLM_BASE_URL, LLM_MODEL and the
+key. Timeouts, retries with backoff (honouring `Retry-After`) and the wire format are the
+SDK's; this module maps its types to the provider interface and its errors to `ModelError`.
 """
 
-import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-import httpx
+import openai
 
 from .provider import Completion, Embeddings, Message, ModelError, ToolCall, ToolSpec, Usage
 
-log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-MAX_BACKOFF_SECONDS = 20.0
-
-
-class OpenAIClient:
-    """POSTs JSON with a timeout, retrying timeouts, connection errors, 429 and 5xx."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None,
-        timeout_seconds: float,
-        max_retries: int,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.timeout_seconds = timeout_seconds
-        self.max_retries = max_retries
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0)),
-            transport=transport,
-        )
-
-    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        attempts = self.max_retries + 1
-        reason = "no attempt made"
-        for attempt in range(attempts):
-            delay = min(0.5 * 2**attempt, MAX_BACKOFF_SECONDS)
-            try:
-                response = self._http.post(path, json=payload)
-            except httpx.TimeoutException:
-                reason = f"timed out after {self.timeout_seconds}s"
-            except httpx.TransportError as error:
-                reason = f"connection failed ({type(error).__name__}: {error})"
-            else:
-                if response.is_success:
-                    body = response.json()
-                    if not isinstance(body, dict):
-                        raise ModelError(f"POST {path}: expected a JSON object, got {body!r:.200}")
-                    return body
-                reason = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise ModelError(f"POST {path} failed: {reason}")
-                delay = _retry_after(response) or delay
-            if attempt + 1 < attempts:
-                log.warning("model call failed, retrying", extra={"reason": reason, "delay": delay})
-                self._sleep(delay)
-        raise ModelError(f"POST {path} failed after {attempts} attempt(s): {reason}")
-
-    def close(self) -> None:
-        self._http.close()
+def make_client(
+    base_url: str, api_key: str | None, timeout_seconds: float, max_retries: int
+) -> openai.OpenAI:
+    """The SDK client: LLM_TIMEOUT_SECONDS per attempt, LLM_MAX_RETRIES retries."""
+    # A gateway without auth (a local vLLM or Ollama) takes any key; the SDK insists on one.
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key or "no-key",
+        timeout=timeout_seconds,
+        max_retries=max_retries,
+    )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+@contextmanager
+def provider_errors(client: openai.OpenAI, what: str) -> Iterator[None]:
+    """Turn the SDK's exceptions into `ModelError`s that say what is wrong and what to do."""
+    where = f"{what} at {client.base_url}"
+    tries = f"after {client.max_retries + 1} attempt(s)"
     try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return min(max(seconds, 0.0), MAX_BACKOFF_SECONDS)
+        yield
+    except openai.APITimeoutError as error:
+        raise ModelError(
+            f"{where} timed out {tries} of {client.timeout}s each: the provider is slow or "
+            "unreachable; raise LLM_TIMEOUT_SECONDS or check its status",
+            kind="timeout",
+        ) from error
+    except openai.APIConnectionError as error:
+        raise ModelError(
+            f"{where}: cannot connect {tries} ({error.__cause__ or error}): check "
+            "LLM_BASE_URL and that the network policy lets the pod reach it",
+            kind="connection",
+        ) from error
+    except openai.RateLimitError as error:
+        raise ModelError(
+            f"{where} is rate-limited (HTTP 429) {tries}: {_detail(error)}; lower the traffic, "
+            "raise the quota or LLM_MAX_RETRIES",
+            kind="rate_limit",
+        ) from error
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+        raise ModelError(
+            f"{where} refused the key (HTTP {error.status_code}): {_detail(error)}; set "
+            "LLM_API_KEY or LLM_API_KEY_FILE to a key allowed to use this model",
+            kind="auth",
+        ) from error
+    except openai.NotFoundError as error:
+        raise ModelError(
+            f"{where}: not found (HTTP 404): {_detail(error)}; check the model name and that "
+            "LLM_BASE_URL ends with the API's version path (e.g. /v1)",
+            kind="not_found",
+        ) from error
+    except openai.APIStatusError as error:
+        server = error.status_code >= 500
+        hint = "the provider failed, retries included" if server else "the request was refused"
+        raise ModelError(
+            f"{where} failed with HTTP {error.status_code} ({hint}): {_detail(error)}",
+            kind="server_error" if server else "bad_request",
+        ) from error
+    except openai.APIResponseValidationError as error:
+        raise ModelError(
+            f"{where} answered something that is not the OpenAI API: {error}",
+            kind="bad_response",
+        ) from error
 
 
-def _to_wire(message: Message) -> dict[str, Any]:
+def _detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:300]
+    return error.message[:300]
+
+
+def _to_wire(message: Message) -> Any:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         wire["tool_calls"] = [
@@ -97,84 +103,70 @@ def _to_wire(message: Message) -> dict[str, Any]:
     return wire
 
 
+def _tool(tool: ToolSpec) -> Any:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return {"type": "function", "function": function}
+
+
 class OpenAIChatModel:
-    """`POST {base_url}/chat/completions`, with the tools as OpenAI function definitions."""
+    """`client.chat.completions.create`, with the tools as OpenAI function definitions."""
 
     provider = "openai"
 
-    def __init__(self, client: OpenAIClient, model: str) -> None:
+    def __init__(self, client: openai.OpenAI, model: str) -> None:
         self.client = client
         self.model = model
 
     def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> Completion:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [_to_wire(message) for message in messages],
-        }
-        if tools:
-            payload["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": tool.parameters,
-                    },
-                }
-                for tool in tools
-            ]
-        data = self.client.post("chat/completions", payload)
-        try:
-            choice = data["choices"][0]
-            reply = choice["message"]
-            calls = tuple(
-                ToolCall(
-                    id=str(call["id"]),
-                    name=str(call["function"]["name"]),
-                    arguments=str(call["function"].get("arguments") or "{}"),
-                )
-                for call in reply.get("tool_calls") or []
+        extra: dict[str, Any] = {"tools": [_tool(tool) for tool in tools]} if tools else {}
+        with provider_errors(self.client, f"chat model {self.model!r}"):
+            response = self.client.chat.completions.create(
+                model=self.model, messages=[_to_wire(m) for m in messages], **extra
             )
-            usage = data.get("usage") or {}
-            return Completion(
-                message=Message("assistant", reply.get("content") or "", calls),
-                usage=Usage(
-                    int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-                ),
-                model=str(data.get("model", self.model)),
-                finish_reason=str(choice.get("finish_reason") or "stop"),
-            )
-        except (KeyError, IndexError, TypeError, ValueError) as error:
-            raise ModelError(f"unexpected chat completion ({error!r}): {data!r:.300}") from error
+        if not response.choices:
+            raise ModelError(f"chat model {self.model!r} returned no choice", kind="bad_response")
+        choice = response.choices[0]
+        calls = tuple(
+            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "{}")
+            for call in choice.message.tool_calls or []
+            if call.type == "function"
+        )
+        usage = response.usage
+        return Completion(
+            message=Message("assistant", choice.message.content or "", calls),
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            model=response.model or self.model,
+            finish_reason=choice.finish_reason or "stop",
+        )
 
 
 class OpenAIEmbedder:
-    """`POST {base_url}/embeddings`; vectors are normalised to unit length."""
+    """`client.embeddings.create`; vectors are normalised to unit length."""
 
     provider = "openai"
 
-    def __init__(self, client: OpenAIClient, model: str, dimensions: int) -> None:
+    def __init__(self, client: openai.OpenAI, model: str, dimensions: int) -> None:
         self.client = client
         self.model = model
         self.dimensions = dimensions
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
-        payload = {"model": self.model, "input": list(texts), "dimensions": self.dimensions}
-        data = self.client.post("embeddings", payload)
-        try:
-            rows = sorted(data["data"], key=lambda row: int(row["index"]))
-            vectors = [_unit([float(x) for x in row["embedding"]]) for row in rows]
-            usage = data.get("usage") or {}
-            tokens = int(usage.get("prompt_tokens", 0))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelError(
-                f"unexpected embeddings response ({error!r}): {data!r:.300}"
-            ) from error
+        with provider_errors(self.client, f"embedding model {self.model!r}"):
+            response = self.client.embeddings.create(
+                model=self.model,
+                input=list(texts),
+                dimensions=self.dimensions,
+                encoding_format="float",  # base64 is the SDK's default; not every server has it
+            )
+        rows = sorted(response.data, key=lambda row: row.index)
+        vectors = [_unit(list(row.embedding)) for row in rows]
         if len(vectors) != len(texts) or any(len(v) != self.dimensions for v in vectors):
             raise ModelError(
                 f"expected {len(texts)} vectors of {self.dimensions} dimensions from {self.model}; "
-                "set RAG_EMBEDDING_DIMENSIONS to the model's size"
+                "set RAG_EMBEDDING_DIMENSIONS to the model's size",
+                kind="bad_response",
             )
+        tokens = response.usage.prompt_tokens if response.usage else 0
         return Embeddings(vectors=vectors, usage=Usage(input_tokens=tokens), model=self.model)
 
 

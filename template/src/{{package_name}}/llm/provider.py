@@ -64,7 +64,15 @@ class Embeddings:
 
 
 class ModelError(RuntimeError):
-    """The provider could not answer (after retries): the message says why."""
+    """The provider could not answer (after retries): the message says why and what to do.
+
+    `kind` is a short, bounded reason (timeout, connection, rate_limit, auth, not_found,
+    bad_request, server_error, bad_response, config), used as a metric label.
+    """
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ChatModel(Protocol):

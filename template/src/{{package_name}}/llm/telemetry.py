@@ -1,7 +1,12 @@
-"""A span and Prometheus metrics around every model call and every tool or retrieval step.
+"""Prometheus metrics around every model call; spans around every tool or retrieval step.
 
-Spans follow OpenTelemetry's GenAI conventions (`gen_ai.*` attributes: operation, model,
-input and output tokens); metrics go to the app's registry, scraped on /metrics.
+The model calls' spans are not written here: `instrument_openai` turns on OpenTelemetry's own
+instrumentation of the `openai` SDK (opentelemetry-instrumentation-openai-v2), which follows
+the GenAI semantic conventions (`gen_ai.operation.name`, `gen_ai.request.model`,
+`gen_ai.usage.input_tokens`, ...). The metrics are the ones the alerts and the canary
+analysis read (deploy/monitoring/alerts.yaml, scripts-ci/monitoring/golden_signals.py); their
+labels are bounded: provider, model and operation come from the settings, error is a
+`ModelError.kind`.
 """
 
 import time
@@ -10,30 +15,61 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+from opentelemetry.trace import Span, Status, StatusCode, Tracer, TracerProvider
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from .provider import ChatModel, Completion, Embedder, Embeddings, Message, ToolSpec, Usage
+from .provider import (
+    ChatModel,
+    Completion,
+    Embedder,
+    Embeddings,
+    Message,
+    ModelError,
+    ToolSpec,
+    Usage,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+PER_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 MODEL = ("provider", "model", "operation")
 
 
+def instrument_openai(tracer_provider: TracerProvider | None = None) -> None:
+    """GenAI spans for every call through the `openai` SDK, to `tracer_provider` (None: the
+    global one). Idempotent: a second call re-targets the instrumentation (tests build many apps).
+    """
+    instrumentor = OpenAIInstrumentor()  # type: ignore[no-untyped-call]
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+
+
 class LLMMetrics:
-    """Model calls (count, errors, latency, tokens, cost) and steps (count, latency)."""
+    """Model calls (count, errors, latency, latency per output token, tokens, cost) and steps."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "llm_requests_total", "Model calls by outcome", (*MODEL, "status"), registry=registry
         )
         self.errors = Counter(
-            "llm_request_errors_total", "Failed model calls", (*MODEL, "error"), registry=registry
+            "llm_request_errors_total",
+            "Failed model calls by reason (ModelError.kind: timeout, rate_limit, auth, ...)",
+            (*MODEL, "error"),
+            registry=registry,
         )
         self.latency = Histogram(
             "llm_request_duration_seconds",
             "Model call latency, retries included",
             MODEL,
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.per_output_token = Histogram(
+            "llm_time_per_output_token_seconds",
+            "Chat call latency divided by the output tokens it generated",
+            MODEL,
+            buckets=PER_TOKEN_BUCKETS,
             registry=registry,
         )
         self.tokens = Counter(
@@ -77,8 +113,8 @@ def _tracer(tracer: Tracer | None) -> Tracer:
     return tracer or trace.get_tracer(__name__)
 
 
-class _Observed:
-    """Shared bookkeeping of one instrumented model (chat or embeddings)."""
+class _Measured:
+    """Shared bookkeeping of one measured model (chat or embeddings)."""
 
     def __init__(
         self, provider: str, model: str, operation: str, metrics: LLMMetrics, prices: Prices
@@ -88,81 +124,64 @@ class _Observed:
         self.prices = prices
 
     @contextmanager
-    def call(self, tracer: Tracer) -> Iterator[Span]:
-        provider, model, operation = self.labels
-        with tracer.start_as_current_span(f"{operation} {model}", kind=SpanKind.CLIENT) as span:
-            span.set_attribute("gen_ai.operation.name", operation)
-            span.set_attribute("gen_ai.system", provider)
-            span.set_attribute("gen_ai.request.model", model)
-            start = time.perf_counter()
-            try:
-                yield span
-            except Exception as error:
-                self.metrics.requests.labels(*self.labels, "error").inc()
-                self.metrics.errors.labels(*self.labels, type(error).__name__).inc()
-                raise
-            else:
-                self.metrics.requests.labels(*self.labels, "ok").inc()
-            finally:
-                self.metrics.latency.labels(*self.labels).observe(time.perf_counter() - start)
+    def call(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception as error:
+            reason = error.kind if isinstance(error, ModelError) else "unexpected"
+            self.metrics.requests.labels(*self.labels, "error").inc()
+            self.metrics.errors.labels(*self.labels, reason).inc()
+            raise
+        else:
+            self.metrics.requests.labels(*self.labels, "ok").inc()
+        finally:
+            self.metrics.latency.labels(*self.labels).observe(time.perf_counter() - start)
 
-    def record(self, span: Span, usage: Usage) -> None:
-        span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    def record(self, usage: Usage, seconds: float) -> None:
         self.metrics.tokens.labels(*self.labels, "input").inc(usage.input_tokens)
         self.metrics.tokens.labels(*self.labels, "output").inc(usage.output_tokens)
         self.metrics.cost.labels(*self.labels).inc(self.prices.cost(usage))
+        if usage.output_tokens:
+            per_token = seconds / usage.output_tokens
+            self.metrics.per_output_token.labels(*self.labels).observe(per_token)
 
 
 class InstrumentedChatModel:
-    """A `ChatModel` that traces and measures every call of the model it wraps."""
+    """A `ChatModel` that measures every call of the model it wraps."""
 
-    def __init__(
-        self,
-        inner: ChatModel,
-        metrics: LLMMetrics,
-        prices: Prices | None = None,
-        tracer: Tracer | None = None,
-    ) -> None:
+    def __init__(self, inner: ChatModel, metrics: LLMMetrics, prices: Prices | None = None) -> None:
         self.inner = inner
         self.provider = inner.provider
         self.model = inner.model
         self.prices = prices or Prices()
-        self._observed = _Observed(inner.provider, inner.model, "chat", metrics, self.prices)
-        self._tracer = _tracer(tracer)
+        self._measured = _Measured(inner.provider, inner.model, "chat", metrics, self.prices)
 
     def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> Completion:
-        with self._observed.call(self._tracer) as span:
+        with self._measured.call():
+            start = time.perf_counter()
             completion = self.inner.complete(messages, tools)
-            self._observed.record(span, completion.usage)
-            span.set_attribute("gen_ai.response.model", completion.model)
-            span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
+            self._measured.record(completion.usage, time.perf_counter() - start)
             return completion
 
 
 class InstrumentedEmbedder:
-    """An `Embedder` that traces and measures every call of the embedder it wraps."""
+    """An `Embedder` that measures every call of the embedder it wraps."""
 
-    def __init__(
-        self,
-        inner: Embedder,
-        metrics: LLMMetrics,
-        prices: Prices | None = None,
-        tracer: Tracer | None = None,
-    ) -> None:
+    def __init__(self, inner: Embedder, metrics: LLMMetrics, prices: Prices | None = None) -> None:
         self.inner = inner
         self.provider = inner.provider
         self.model = inner.model
         self.dimensions = inner.dimensions
-        self._observed = _Observed(
+        self._measured = _Measured(
             inner.provider, inner.model, "embeddings", metrics, prices or Prices()
         )
-        self._tracer = _tracer(tracer)
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
-        with self._observed.call(self._tracer) as span:
+        with self._measured.call():
+            start = time.perf_counter()
             embeddings = self.inner.embed(texts)
-            self._observed.record(span, embeddings.usage)
+            self._measured.record(embeddings.usage, time.perf_counter() - start)
             return embeddings
 
 
