@@ -9,15 +9,17 @@ for the models it knows; the offline model is free).
 import time
 from decimal import Decimal
 
+import openai
 from openai import AsyncOpenAI
 from pydantic_ai import ModelMessage, ModelResponse
+from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from ..llm.factory import api_key, prices
+from ..llm.factory import api_key, online, prices
 from ..llm.provider import Usage
 from ..llm.telemetry import LLMMetrics, Prices
 from ..settings import Settings
@@ -44,12 +46,15 @@ class MeteredModel(WrapperModel):
             response = await super().request(messages, model_settings, model_request_parameters)
         except Exception as error:
             self.metrics.requests.labels(*self.labels, "error").inc()
-            self.metrics.errors.labels(*self.labels, type(error).__name__).inc()
+            self.metrics.errors.labels(*self.labels, error_kind(error)).inc()
             raise
         finally:
-            self.metrics.latency.labels(*self.labels).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+        self.metrics.latency.labels(*self.labels).observe(elapsed)
         self.metrics.requests.labels(*self.labels, "ok").inc()
         usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
+        if usage.output_tokens:
+            self.metrics.per_output_token.labels(*self.labels).observe(elapsed / usage.output_tokens)
         self.metrics.tokens.labels(*self.labels, "input").inc(usage.input_tokens)
         self.metrics.tokens.labels(*self.labels, "output").inc(usage.output_tokens)
         if self.prices.input_per_1k or self.prices.output_per_1k:
@@ -60,9 +65,28 @@ class MeteredModel(WrapperModel):
         return response
 
 
+def error_kind(error: Exception) -> str:
+    """The `error` label of llm_request_errors_total, as the other LLM services give it."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection"
+    status = getattr(error, "status_code", None)
+    if isinstance(error, ModelHTTPError | openai.APIStatusError) and isinstance(status, int):
+        if status == 429:
+            return "rate_limit"
+        if status in (401, 403):
+            return "auth"
+        if status == 404:
+            return "not_found"
+        return "server_error" if status >= 500 else "bad_request"
+    return "unexpected"
+
+
 def build_model(settings: Settings, metrics: LLMMetrics) -> MeteredModel:
-    """The model LLM_PROVIDER names: "openai" (any OpenAI-compatible server) or "offline"."""
-    if settings.llm_provider != "openai":
+    """The model LLM_PROVIDER names: "openai" (any OpenAI-compatible server) or "offline"
+    (refused in staging and production, as for the other LLM services)."""
+    if not online(settings):
         return MeteredModel(offline_model(), metrics, prices(settings), "offline")
     client = AsyncOpenAI(
         base_url=settings.llm_base_url,

@@ -46,7 +46,7 @@ def client(settings: Settings) -> openai.OpenAI:
     )
 
 
-def _online(settings: Settings) -> bool:
+def online(settings: Settings) -> bool:
     """True for LLM_PROVIDER=openai; refuses the offline model in staging and production."""
     if settings.llm_provider == "openai":
         return True
@@ -65,7 +65,7 @@ def build_chat_model(
 ) -> InstrumentedChatModel:
     """The chat model LLM_PROVIDER names; `offline` gives the offline model's behaviour."""
     inner: ChatModel
-    if _online(settings):
+    if online(settings):
         inner = OpenAIChatModel(client(settings), settings.llm_model)
     else:
         inner = OfflineChatModel(offline, model=offline_name)
@@ -76,7 +76,7 @@ def build_embedder(
     settings: Settings, metrics: LLMMetrics, dimensions: int
 ) -> InstrumentedEmbedder:
     inner: Embedder
-    if _online(settings):
+    if online(settings):
         inner = OpenAIEmbedder(client(settings), settings.llm_embedding_model, dimensions)
     else:
         inner = HashingEmbedder(dimensions)
