@@ -54,7 +54,9 @@ class MeteredModel(WrapperModel):
         self.metrics.requests.labels(*self.labels, "ok").inc()
         usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
         if usage.output_tokens:
-            self.metrics.per_output_token.labels(*self.labels).observe(elapsed / usage.output_tokens)
+            self.metrics.per_output_token.labels(*self.labels).observe(
+                elapsed / usage.output_tokens
+            )
         self.metrics.tokens.labels(*self.labels, "input").inc(usage.input_tokens)
         self.metrics.tokens.labels(*self.labels, "output").inc(usage.output_tokens)
         if self.prices.input_per_1k or self.prices.output_per_1k:
