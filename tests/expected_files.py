@@ -113,7 +113,10 @@ DEPLOY = {
     "deploy/components/production/kustomization.yaml",
     "deploy/monitoring/alerts.test.yaml",
     "deploy/monitoring/alerts.yaml",
+    "deploy/monitoring/kustomization.yaml",
     "deploy/monitoring/prometheus.yaml",
+    "tests/unit/grafana-dashboard.schema.json",
+    "tests/unit/test_dashboards.py",
     "deploy/overlays/canary/kustomization.yaml",
     "deploy/overlays/production/kustomization.yaml",
     "deploy/overlays/staging/config.env",
@@ -135,6 +138,8 @@ HTTP = {
     "deploy/base/poddisruptionbudget.yaml",
     "deploy/base/services.yaml",
     "deploy/base/workload/deployment.yaml",
+    "deploy/monitoring/dashboards/canary.json",
+    "deploy/monitoring/dashboards/service.json",
     "scripts-ci/lib/http.sh",
     "scripts-ci/monitoring/check-canary-health.sh",
     "scripts-ci/monitoring/check-golden-signals.sh",
@@ -172,6 +177,7 @@ HTTP_DATABASE = {
 # not serves_http: a batch run as a Kubernetes CronJob/Job, rolled out by data share.
 BATCH = {
     "deploy/base/workload/cronjob.yaml",
+    "deploy/monitoring/dashboards/batch.json",
     "scripts-ci/deploy/run-batch-job.sh",
     "scripts-ci/lib/batch.sh",
     "scripts-ci/monitoring/check-pipeline-freshness.sh",
