@@ -266,8 +266,13 @@ TRAINING_DATABASE = {
     "src/{pkg}/pipeline/warehouse.py",
     "tests/integration/test_warehouse.py",
 }
-# trains_model with use_ml_tracking: the MLflow registry.
-TRAINING_TRACKING = {"src/{pkg}/pipeline/registry.py", "tests/unit/test_registry.py"}
+# trains_model with use_ml_tracking: the MLflow registry
+# (and the DVC remote's pull and push around `dvc repro` in CI).
+TRAINING_TRACKING = {
+    "scripts-ci/ml/dvc-sync.sh",
+    "src/{pkg}/pipeline/registry.py",
+    "tests/unit/test_registry.py",
+}
 
 # use_ml_tracking: DVC for every type; DVC stages and MLflow runs for the types that call a
 # model or train one.
