@@ -123,7 +123,10 @@ DEPLOY = {
     "deploy/monitoring/alertmanager.yaml",
     "deploy/monitoring/alerts.test.yaml",
     "deploy/monitoring/alerts.yaml",
+    "deploy/monitoring/kustomization.yaml",
     "deploy/monitoring/prometheus.yaml",
+    "tests/unit/grafana-dashboard.schema.json",
+    "tests/unit/test_dashboards.py",
     "deploy/overlays/canary/kustomization.yaml",
     "deploy/overlays/production/kustomization.yaml",
     "deploy/overlays/staging/config.env",
@@ -145,6 +148,8 @@ HTTP = {
     "deploy/base/poddisruptionbudget.yaml",
     "deploy/base/services.yaml",
     "deploy/base/workload/deployment.yaml",
+    "deploy/monitoring/dashboards/canary.json",
+    "deploy/monitoring/dashboards/service.json",
     "scripts-ci/lib/http.sh",
     "scripts-ci/monitoring/check-canary-health.sh",
     "scripts-ci/monitoring/check-golden-signals.sh",
@@ -182,6 +187,7 @@ HTTP_DATABASE = {
 # not serves_http: a batch run as a Kubernetes CronJob/Job, rolled out by data share.
 BATCH = {
     "deploy/base/workload/cronjob.yaml",
+    "deploy/monitoring/dashboards/batch.json",
     "scripts-ci/deploy/run-batch-job.sh",
     "scripts-ci/lib/batch.sh",
     "scripts-ci/monitoring/check-pipeline-freshness.sh",
@@ -278,8 +284,13 @@ TRAINING_DATABASE = {
     "src/{pkg}/pipeline/warehouse.py",
     "tests/integration/test_warehouse.py",
 }
-# trains_model with use_ml_tracking: the MLflow registry.
-TRAINING_TRACKING = {"src/{pkg}/pipeline/registry.py", "tests/unit/test_registry.py"}
+# trains_model with use_ml_tracking: the MLflow registry
+# (and the DVC remote's pull and push around `dvc repro` in CI).
+TRAINING_TRACKING = {
+    "scripts-ci/ml/dvc-sync.sh",
+    "src/{pkg}/pipeline/registry.py",
+    "tests/unit/test_registry.py",
+}
 
 # use_ml_tracking: DVC for every type; DVC stages and MLflow runs for the types that call a
 # model or train one.

@@ -732,7 +732,8 @@ def test_the_batch_rolls_out_as_jobs_on_growing_shares(
         assert http_only not in everything, http_only
     assert "runs on 10 -> 50 -> 100% of the partitions" in (project / ".gitlab-ci.yml").read_text()
     quality = config["pipeline-quality"]["script"]
-    assert quality == (["make repro", "make pipeline-check"] if tracking
+    assert quality == (["./scripts-ci/ml/dvc-sync.sh pull", "make repro", "make pipeline-check",
+                        "./scripts-ci/ml/dvc-sync.sh push"] if tracking
                        else ["uv run --no-sync python -m my_service run"])
 
 

@@ -192,7 +192,8 @@ def test_integration_contract_and_e2e_against_postgres(
         for test in (
             "test_dvc_repro_runs_the_stages_and_reruns_only_what_changed PASSED",
             "test_the_model_is_registered_promoted_and_smoke_tested PASSED",
-            "test_dvc_pushes_to_the_remote_named_by_the_environment PASSED",
+            "test_a_second_run_pulls_from_the_s3_remote_instead_of_retraining PASSED",
+            "test_the_dvc_sync_says_what_is_wrong PASSED",
             "test_warehouse.py::test_the_batch_trains_on_the_table PASSED",
         ):
             assert test in "".join(outputs), test

@@ -9,6 +9,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,12 @@ class Prometheus:
 
     @classmethod
     def start(
-        cls, targets: list[Target], scrape_interval: str = "1s", honor_labels: bool = False
+        cls, targets: list[Target], scrape_interval: str = "1s", honor_labels: bool = False,
+        rule_files: Sequence[Path] = (),
     ) -> Prometheus:
         """Scrape the targets; honor_labels keeps the targets' own job/instance labels, as a
-        Pushgateway must be scraped."""
+        Pushgateway must be scraped. rule_files (recording and alerting rules) are evaluated
+        at the scrape interval."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError(
@@ -38,8 +41,13 @@ class Prometheus:
                 "(or run `make deps`, which installs what the tests need)"
             )
         workdir = Path(tempfile.mkdtemp(prefix="playbook-prom-"))
+        rules = []
+        for index, path in enumerate(rule_files):
+            rules.append(str(shutil.copy(path, workdir / f"rules-{index}.yaml")))
         config = {
-            "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval},
+            "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
+                       "evaluation_interval": scrape_interval},
+            "rule_files": rules,
             "scrape_configs": [
                 {
                     "job_name": "services",
