@@ -107,6 +107,11 @@ def _canary_prediction_health(
         ]
     )
     try:
+        # Both scraped once before the traffic: increase() needs a sample before it.
+        deadline = time.monotonic() + 60
+        while len(prometheus.query('model_info{app="my-service"}')) < 2:
+            assert time.monotonic() < deadline, prometheus.log()
+            time.sleep(1)
         for url in (stable, canary):
             for start in range(0, 40, 10):
                 batch = {"inputs": rows[start : start + 10]}
