@@ -292,6 +292,20 @@ TRAINING_TRACKING = {
     "tests/unit/test_registry.py",
 }
 
+# serves_model: a registered model's predictions, their health and the release's model pin.
+SERVING = {
+    ".gitlab/ci/model.yml",
+    "scripts-ci/monitoring/prediction_health.py",
+    "scripts-ci/release/pin-model-version.sh",
+    "src/{pkg}/serving/__init__.py",
+    "src/{pkg}/serving/api.py",
+    "src/{pkg}/serving/model.py",
+    "src/{pkg}/serving/monitor.py",
+    "tests/unit/test_serving.py",
+}
+# serves_model or trains_model: the training reference profile and the drift it measures.
+DRIFT = {"src/{pkg}/drift.py"}
+
 # use_ml_tracking: DVC for every type; DVC stages and MLflow runs for the types that call a
 # model or train one.
 TRACKING = {".dvc/.gitignore", ".dvc/config", ".dvcignore"}
@@ -312,6 +326,8 @@ def expected_files(answers: Mapping[str, Any]) -> set[str]:
         (kind.has_vector_store, VECTOR_STORE, VECTOR_STORE_DATABASE),
         (kind.runs_agent, AGENT, AGENT_DATABASE),
         (kind.trains_model, TRAINING, TRAINING_DATABASE),
+        (kind.serves_model, SERVING, set()),
+        (kind.serves_model or kind.trains_model, DRIFT, set()),
     ):
         if has:
             files |= own | (own_database if database else set())

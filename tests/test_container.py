@@ -26,8 +26,9 @@ import yaml
 
 from .conftest import on_one_worker
 from .support import containers
+from .support.mlflow_server import register_sample_model
 from .support.procs import free_port, run
-from .support.project import GIT_ENV, SERVICE_TYPES, types_with
+from .support.project import GIT_ENV, SERVICE_TYPES, capabilities, types_with
 from .support.variants import rendered
 
 UID = 10001
@@ -125,6 +126,7 @@ class Built:
     env: dict[str, str]
     token: str
     build: Callable[[str], None]
+    run_args: list[str]  # what `podman run` needs besides the hardening (a model registry)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,15 @@ def built(
 
     tag = f"localhost/playbook-test/{service_type}:{tmp.name}"
     build(tag)
-    yield Built(service_type, project, tag, engine, token, build)
+    run_args: list[str] = []
+    if capabilities({"service_type": service_type}).serves_model:
+        # A registry the hardened container reads the model from: SQLite and artifacts in
+        # a host directory mounted at the same path (the artifact URIs are absolute).
+        registry = tmp / "registry"
+        uri, _ = register_sample_model(project, _package(project), registry)
+        run(["chmod", "-R", "a+rwX", str(registry)])
+        run_args = ["--volume", f"{registry}:{registry}", "--env", f"MLFLOW_TRACKING_URI={uri}"]
+    yield Built(service_type, project, tag, engine, token, build, run_args)
     for name in tags:
         containers.remove_image(name, engine)
     containers.remove_working_containers(bases.uv, engine)
@@ -235,13 +245,14 @@ HARDENED = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,size=6
 
 
 @contextlib.contextmanager
-def _serving(tag: str, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+def _serving(tag: str, env: dict[str, str], extra: list[str] | None = None) -> Iterator[tuple[str, int]]:
     """The image running detached and hardened, its port 8000 published on 127.0.0.1."""
     name, port = f"hardened-{secrets.token_hex(4)}", free_port()
     run(["podman", "run", "--detach", "--name", name, *HARDENED, "--health-interval", "disable",
-         "--publish", f"127.0.0.1:{port}:8000", tag], env=env)
+         *(extra or []), "--publish", f"127.0.0.1:{port}:8000", tag], env=env)
     try:
-        body = json.loads(_wait_for(f"http://127.0.0.1:{port}/healthz", name, env))
+        # A model-serving image loads its model before it listens: allow for it.
+        body = json.loads(_wait_for(f"http://127.0.0.1:{port}/healthz", name, env, timeout=300))
         assert body["status"] == "ok"
         yield name, port
     finally:
@@ -271,9 +282,13 @@ def test_runs_hardened_as_the_non_root_uid(built: Built) -> None:
         result = run(["podman", "run", "--rm", *HARDENED, built.tag], env=built.env, check=False)
         assert result.returncode == 0, f"the batch entry point failed:\n{result.stdout}"
         return
-    with _serving(built.tag, built.env) as (name, port):
+    with _serving(built.tag, built.env, built.run_args) as (name, port):
         assert b"http_requests_total" in _wait_for(f"http://127.0.0.1:{port}/metrics", name, built.env)
         _assert_hardened(name, built.env)
+        if built.run_args:  # model-serving: the model from the registry answers
+            model = json.loads(_wait_for(f"http://127.0.0.1:{port}/model", name, built.env))
+            assert model["model_version"] == "1" and len(model["inputs"]) == 30
+            assert json.loads(_wait_for(f"http://127.0.0.1:{port}/readyz", name, built.env))["checks"] == {"model": "ok"}
 
 
 def _query(prometheus: str, promql: str) -> list[dict[str, Any]]:
@@ -296,7 +311,7 @@ def test_prometheus_scrapes_the_container_with_the_documented_relabeling(built: 
     config["rule_files"] = [str(monitoring / "alerts.yaml")]
     (job,) = config["scrape_configs"]
     job.pop("kubernetes_sd_configs")
-    with _serving(built.tag, built.env) as (name, port):
+    with _serving(built.tag, built.env, built.run_args) as (name, port):
         job["static_configs"] = [{
             "targets": [f"127.0.0.1:{port}"],
             "labels": {  # what role: pod discovery reports for a pod of the stable Deployment

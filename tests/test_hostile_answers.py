@@ -140,6 +140,8 @@ COMPUTED = [
     ("runs_agent", True, "rag"),
     ("trains_model", False, "data-pipeline"),
     ("trains_model", True, "microservice"),
+    ("serves_model", True, "microservice"),
+    ("serves_model", False, "model-serving"),
     ("capabilities", {"serves_http": False}, "microservice"),
     ("canary_percents", [100], "microservice"),
     ("canary_pauses", [0, 0, 0], "rag"),

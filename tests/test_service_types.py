@@ -40,6 +40,7 @@ VARIANTS = {
     "agent-tracking": {"service_type": "agent", "use_ml_tracking": True},
     "pipeline-db": {"service_type": "data-pipeline", "use_database": True},
     "pipeline-no-tracking": {"service_type": "data-pipeline", "use_ml_tracking": False},
+    "serving": {"service_type": "model-serving"},  # its rollout: tests/test_model_serving.py
 }
 WITH_DATABASE = [name for name, answers in VARIANTS.items() if answers.get("use_database")]
 

@@ -5,6 +5,8 @@
 # canary and of stable over the last window. The canary fails when a signal is above its
 # absolute limit, or clearly worse than stable (latency above stable x ratio + slack, an
 # error share above stable's + an allowed increase). Prints a table stable | canary | limit.
+# A service that serves a model is then judged on its prediction health too
+# (monitoring/prediction_health.py: model errors, model p99, prediction shift vs stable).
 # Run it after each canary-deploy.sh step; on failure, run rollback-deployment.sh.
 #
 # Too little traffic (under GS_MIN_REQUESTS in the window) is inconclusive, not a failure:
@@ -142,4 +144,25 @@ case "$status" in
   2) error "configuration error (see above)" ;;
   *) error "canary unhealthy (see the table above): roll back with scripts-ci/deploy/rollback-deployment.sh --immediate" ;;
 esac
+
+# A service that serves a model also compares the canary's model with stable's:
+# monitoring/prediction_health.py (model errors, model latency, prediction shift).
+if [[ "$status" == 0 && -f "$SCRIPTS_CI_DIR/monitoring/prediction_health.py" ]]; then
+  health=0
+  "$python" "$SCRIPTS_CI_DIR/monitoring/prediction_health.py" --prometheus-url "$PROMETHEUS_URL" \
+    --window "$((window_seconds + SECONDS - started))s" --stable-selector "$stable" --canary-selector "$canary" || health=$?
+  case "$health" in
+    0) info "prediction health: the canary's model is healthy" ;;
+    "$EXIT_INCONCLUSIVE")
+      if [[ "$on_inconclusive" == fail ]]; then
+        error "prediction health inconclusive: too few canary predictions, not promoting (CANARY_INCONCLUSIVE=fail)"
+        exit "$EXIT_INCONCLUSIVE"
+      fi
+      warn "prediction health inconclusive: too few canary predictions, promoting on no evidence of harm"
+      ;;
+    1) error "the canary's model is unhealthy (see the table above): roll back with scripts-ci/deploy/rollback-deployment.sh --immediate" ;;
+    *) error "the canary's prediction health could not be judged (see above)" ;;
+  esac
+  [[ "$health" == "$EXIT_INCONCLUSIVE" ]] || status=$health
+fi
 exit "$status"

@@ -1,7 +1,8 @@
 """The MLflow model registry: a full run registers a candidate, promotion moves aliases.
 
-- `register`: log the run (parameters, metrics, DVC lock, model) and give the new model
-  version the alias `staging`;
+- `register`: log the run (parameters, metrics, DVC lock, model with a column-based
+  signature, the training data's reference profile `reference_profile.json` that serving
+  compares live inputs with) and give the new model version the alias `staging`;
 - `promote`: after the metric checks, move `production` to the `staging` version (the
   version it replaces keeps the alias `previous-production`);
 - `rollback`: move `production` back to `previous-production`;
@@ -13,6 +14,7 @@ Consumers load the model by alias (`models:/<name>@production`), never by versio
 from pathlib import Path
 from typing import Any
 
+from ..drift import ARTIFACT, build_profile
 from ..settings import Settings
 from ..tracking import configure, run_tags
 from . import gate
@@ -54,21 +56,34 @@ def register(settings: Settings, params: Params, workspace: Workspace, share: fl
     import mlflow.sklearn
     import sklearn
     import skops
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     configure(settings)
     model = load_model(workspace)
-    sample = read_csv(workspace.test_csv).features[:5]
+    test = read_csv(workspace.test_csv)
+    sample = test.features[:5]
+    # Column-based: the inputs by name and type, which serving validates requests against.
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in test.feature_names]),
+        outputs=infer_signature(sample, model.predict(sample)).outputs,
+    )
+    train = read_csv(workspace.train_csv)
+    profile = build_profile(
+        {name: train.features[:, i].tolist() for i, name in enumerate(train.feature_names)},
+        model.predict(train.features).tolist(),
+    )
     with mlflow.start_run(run_name="batch", tags=run_tags()):
         mlflow.log_params({**_flat(params), "data.effective_share": share})
         mlflow.log_metrics(read_metrics(workspace))
         lock = Path("dvc.lock")
         if lock.exists():  # names the exact data and code hashes this model came from
             mlflow.log_text(lock.read_text(encoding="utf-8"), "dvc.lock")
+        mlflow.log_dict(profile, ARTIFACT)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(sample, model.predict(sample)),
+            signature=signature,
             pip_requirements=[
                 f"scikit-learn=={sklearn.__version__}",
                 f"skops=={skops.__version__}",

@@ -1,0 +1,1 @@
+"""Serve a registered model's predictions: the model comes from the MLflow registry at start."""
