@@ -233,7 +233,7 @@ def test_a_model_calling_service_gets_its_provider_from_config_and_its_key_from_
     environment, created by staging and production, and read by stable and canary alike."""
     docs = {overlay: documents(manifests["llm", overlay]) for overlay in OVERLAYS}
     for overlay, overlay_docs in docs.items():
-        config = {d["kind"]: d for d in overlay_docs}["ConfigMap"]["data"]
+        config = _settings(overlay_docs)
         assert config["LLM_PROVIDER"] == "openai", overlay
         assert config["LLM_BASE_URL"].startswith("https://") and config["LLM_MODEL"], overlay
         assert float(config["LLM_TIMEOUT_SECONDS"]) > 0 and int(config["LLM_MAX_RETRIES"]) >= 0, overlay
@@ -252,7 +252,13 @@ def test_a_model_calling_service_gets_its_provider_from_config_and_its_key_from_
             "remoteRef": {"key": f"{SLUG}/{overlay}", "property": "llm_api_key"},
         }
     assert not by_kind(docs["canary"], "ExternalSecret"), "the canary reads production's Secret"
-    assert {d["kind"]: d for d in docs["canary"]}["ConfigMap"]["data"] == {d["kind"]: d for d in docs["production"]}["ConfigMap"]["data"]
+    assert _settings(docs["canary"]) == _settings(docs["production"])
+
+
+def _settings(docs: Docs) -> dict[str, str]:
+    """The service's settings ConfigMap (not the feature flags' one)."""
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and not d["metadata"]["name"].endswith("-flags")]
+    return dict(config["data"])
 
 
 def test_the_external_secret_schema_rejects_what_the_operator_would() -> None:

@@ -47,6 +47,9 @@ from .support.project import (
     types_with,
 )
 
+# gitlab-ci-local reads (or runs) the pipelines of almost every test here.
+pytestmark = pytest.mark.npm
+
 GITLAB_CI_LOCAL = ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 STAGES = [
@@ -716,7 +719,7 @@ def test_the_batch_rolls_out_as_jobs_on_growing_shares(
                                   "canary-notify-oncall"]
     assert [config[f"canary-{step}"]["script"] for step in (10, 50, 100)] == [
         [f"./scripts-ci/deploy/canary-deploy.sh --percent {step} {SIGNED}"] for step in (10, 50, 100)]
-    assert by_stage["staging"] == ["deploy-staging", "metrics-staging"]
+    assert by_stage["staging"] == ["deploy-staging", "stop-staging", "metrics-staging"]
     promote = ["model-promote"] if tracking else []
     assert by_stage["post-deploy"] == [*promote, "post-deploy-metrics", "post-deploy-rollback",
                                        "post-deploy-notify-oncall"]
@@ -725,7 +728,8 @@ def test_the_batch_rolls_out_as_jobs_on_growing_shares(
         assert "run-batch-job.sh --env production -- promote" in script
         # The alias goes back only when the smoke test of this very promotion fails.
         assert "-- smoke ||" in script and "-- rollback; exit 1;" in script
-    assert by_stage["monitoring"] == ["synthetic-checks", "synthetic-notify-oncall", "template-update-check"]
+    assert by_stage["monitoring"] == ["synthetic-checks", "synthetic-notify-oncall", "apply-retention",
+                                      "template-update-check"]
     everything = yaml.safe_dump(config)
     for http_only in ("smoke-test.sh", "sanity-test.sh", "performance-test.sh", "golden-signals",
                       "check-canary-health", "STAGING_URL", "PRODUCTION_URL"):
