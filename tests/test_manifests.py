@@ -355,7 +355,10 @@ def test_every_pod_is_hardened(manifests: dict[tuple[str, str], str], projects: 
             assert security["runAsNonRoot"] is True and security["runAsUser"] == 10001, where
             assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
             assert {"cpu", "memory"} == container["resources"]["requests"].keys() == container["resources"]["limits"].keys(), where
-            assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}], where
+            # /tmp is the only writable place; anything else (the feature flags) is read-only.
+            mounts = container["volumeMounts"]
+            assert mounts[0] == {"name": "tmp", "mountPath": "/tmp"}, where
+            assert all(mount.get("readOnly") is True for mount in mounts[1:]), where
             assert pod["volumes"][0]["emptyDir"]["sizeLimit"], where
             if workload["kind"] == "CronJob":
                 _assert_batch_pod(workload, where)
