@@ -1,4 +1,9 @@
-"""OpenTelemetry tracing; off unless OTEL_TRACES_EXPORTER is "console" or "otlp"."""
+"""OpenTelemetry tracing; off unless OTEL_TRACES_EXPORTER is "console" or "otlp".
+
+One server span per request (no extra spans per ASGI message), sampled by trace id at
+OTEL_TRACES_SAMPLER_ARG unless the caller's `traceparent` already decided, exported in
+batches by a background thread. Probes and scrapes are not traced.
+"""
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -10,8 +15,12 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from .settings import Settings
+
+# Matched against scheme://host/path: liveness, readiness and the Prometheus scrape.
+UNTRACED_URLS = r"^[a-z]+://[^/]*/(healthz|readyz|metrics)$"
 
 
 def _exporter(kind: str) -> SpanExporter | None:
@@ -26,7 +35,7 @@ def _exporter(kind: str) -> SpanExporter | None:
 
 
 def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None:
-    """Trace every request of `app` when an exporter is configured; return the provider."""
+    """Trace the requests of `app` when an exporter is configured; return the provider."""
     exporter = _exporter(settings.otel_traces_exporter)
     if exporter is None:
         return None
@@ -36,11 +45,15 @@ def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None
             "deployment.environment": settings.environment,
         }
     )
-    provider = TracerProvider(resource=resource)
+    sampler = ParentBased(TraceIdRatioBased(settings.otel_traces_sampler_arg))
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    # Spans wait in a bounded queue; a background thread exports them, off the request path.
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    # Liveness probes and scrapes would drown the interesting spans.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="healthz,metrics"
+        app,
+        tracer_provider=provider,
+        excluded_urls=UNTRACED_URLS,
+        exclude_spans=["receive", "send"],
     )
     return provider
