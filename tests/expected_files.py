@@ -144,6 +144,7 @@ DOCS = {
 # serves_http: the FastAPI service, its Deployment behind an HTTPRoute, its HTTP tests and
 # golden signals, and the sanity check of the type's main use case (named by the type).
 HTTP = {
+    "benchmarks/observability.py",
     "deploy/base/httproute.yaml",
     "deploy/base/poddisruptionbudget.yaml",
     "deploy/base/services.yaml",
@@ -163,6 +164,7 @@ HTTP = {
     "src/{pkg}/auth.py",
     "src/{pkg}/health.py",
     "src/{pkg}/metrics.py",
+    "src/{pkg}/middleware.py",
     "src/{pkg}/openapi.py",
     "src/{pkg}/tracing.py",
     "tests/contract/openapi.json",

@@ -1,11 +1,6 @@
-"""Prometheus metrics: request count, error count and latency by route and status."""
+"""Prometheus metrics: request count, error count and latency by method, route and status."""
 
-import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,12 +12,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .logs import request_id_var
-
 LABELS = ("method", "route", "status")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-access_log = logging.getLogger("access")
+# Any other method (HTTP allows any token) is counted as "other": bounded label values.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HttpMetrics:
@@ -49,57 +42,33 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # (method, route, status) -> its bound series, looked up once per label set.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method if method in METHODS else "other", route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._bind(*key)
+        requests, latency, errors = series
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
+
+    def _bind(
+        self, method: str, route: str, status: int
+    ) -> tuple[Counter, Histogram, Counter | None]:
         labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
-        if status >= 400:
-            self.errors.labels(*labels).inc()
+        errors = self.errors.labels(*labels) if status >= 400 else None
+        return self.requests.labels(*labels), self.latency.labels(*labels), errors
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _route_of(request: Request) -> str:
-    """The matched route template (`/items/{item_id}`), never the raw path: bounded labels."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
-
-
 def install(app: FastAPI, metrics: HttpMetrics) -> None:
-    """Measure every request, tag it with a request id and write one access-log line."""
-
-    @app.middleware("http")
-    async def observe_request(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id
-            return response
-        finally:
-            elapsed = time.perf_counter() - start
-            route = _route_of(request)
-            if route != "/metrics":
-                metrics.observe(request.method, route, status, elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.url.path,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
-            request_id_var.reset(token)
+    """Serve the registry on GET /metrics (not counted itself)."""
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

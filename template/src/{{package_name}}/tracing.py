@@ -1,8 +1,12 @@
-"""OpenTelemetry tracing; off unless OTEL_TRACES_EXPORTER is "console" or "otlp"."""
+"""OpenTelemetry tracing; off unless OTEL_TRACES_EXPORTER is "console" or "otlp".
 
-from fastapi import FastAPI
+This module sets up the tracer provider: sampled by trace id at OTEL_TRACES_SAMPLER_ARG
+unless the caller's `traceparent` already decided, spans exported in batches by a background
+thread. The request middleware (middleware.py) starts one server span per request with it;
+probes and scrapes are not traced.
+"""
+
 from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -10,6 +14,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from .settings import Settings
 
@@ -25,8 +30,8 @@ def _exporter(kind: str) -> SpanExporter | None:
     return None
 
 
-def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None:
-    """Trace every request of `app` when an exporter is configured; return the provider."""
+def configure_tracing(settings: Settings) -> TracerProvider | None:
+    """The service's tracer provider (also made the global one) when an exporter is set."""
     exporter = _exporter(settings.otel_traces_exporter)
     if exporter is None:
         return None
@@ -36,11 +41,10 @@ def configure_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None
             "deployment.environment": settings.environment,
         }
     )
-    provider = TracerProvider(resource=resource)
+    sampler = ParentBased(TraceIdRatioBased(settings.otel_traces_sampler_arg))
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    # Spans wait in a bounded queue; a background thread exports them, off the request path.
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    # The global provider: what the app's own spans and the client instrumentations use.
     trace.set_tracer_provider(provider)
-    # Liveness probes and scrapes would drown the interesting spans.
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="healthz,metrics"
-    )
     return provider

@@ -38,3 +38,14 @@ def test_metrics_endpoint_does_not_count_itself(client: TestClient) -> None:
     client.get("/metrics")
     body = client.get("/metrics").text
     assert 'route="/metrics"' not in body
+
+
+def test_label_values_stay_bounded(client: TestClient) -> None:
+    client.get("/healthz/../../etc/passwd")
+    client.get("/random-path-1")
+    client.request("PURGE-EVERYTHING", "/healthz")
+    body = client.get("/metrics").text
+    assert _sample(body, "http_requests_total", route="unmatched", status="404") == 2
+    assert _sample(body, "http_requests_total", method="other", route="/healthz") == 1
+    assert "random-path" not in body
+    assert "PURGE" not in body

@@ -1,0 +1,405 @@
+"""What observability costs: this service against a bare FastAPI app, under the same load.
+
+    make bench                                           # 5 rounds of 10 s
+    uv run python -m benchmarks.observability --rounds 1 --duration 2
+
+Starts three servers, one process each, with the service's own uvicorn settings (`serve()`
+of src/<package>/__main__.py):
+
+- bare: FastAPI with the same probe routes, nothing else (no middleware, no logs);
+- metrics+logs: the service's app (`create_app()`): Prometheus metrics, request ids, JSON
+  access logs (to a file, as a container's stdout goes to one);
+- +otlp tracing: the same with OTEL_TRACES_EXPORTER=otlp, spans exported over OTLP/HTTP to
+  a receiver this script starts (it counts the spans that arrive).
+
+Both apps get one more route, /bench/ping (the liveness handler under another path): probes
+are not traced, so that is where tracing costs. The settings come from the environment as
+the service reads them: `ACCESS_LOG_SAMPLE_RATE=0.1 make bench` measures that setting.
+Rounds interleave the servers (the order rotates each round), the table shows medians.
+Load comes from wrk when installed (apt-get install wrk), else from a small asyncio
+keep-alive client in this process (lower, noisier figures: it shares the CPUs).
+A benchmark, not a test: nothing fails on the numbers; the goals are printed next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERS = ("bare", "metrics+logs", "+otlp tracing")
+PATHS = ("/healthz", "/bench/ping")
+# Goals: the share of bare's req/s each server keeps, and p99 at most this many times bare's.
+GOALS = {"metrics+logs": 0.8, "+otlp tracing": 0.7}
+P99_GOAL = 1.3
+EXPORT_DELAY = 6  # seconds: OpenTelemetry's BatchSpanProcessor exports at least every 5 s
+
+
+def package_name() -> str:
+    """The service's package: the one directory of src/ with an app factory."""
+    found = [path.parent.name for path in (ROOT / "src").glob("*/app.py")]
+    if len(found) != 1:
+        raise SystemExit(f"expected one src/<package>/app.py under {ROOT}, found {found}")
+    return found[0]
+
+
+# ---------------------------------------------------------------- the servers
+
+
+def serve(server: str, port: int) -> None:
+    """Run one of the servers (in its own process) until terminated."""
+    from fastapi import FastAPI
+
+    package = package_name()
+    health = importlib.import_module(f"{package}.health")
+    settings = importlib.import_module(f"{package}.settings").Settings(port=port)
+    if server == "bare":
+        app = FastAPI()
+        app.include_router(health.router)
+    else:
+        app = importlib.import_module(f"{package}.app").create_app(settings)
+    app.add_api_route("/bench/ping", health.healthz, methods=["GET"])
+    importlib.import_module(f"{package}.__main__").serve(app, settings)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """OTLP/HTTP trace receiver: counts the exports and the spans in them."""
+
+    exports = 0
+    spans = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        count = sum(
+            len(scope.spans)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
+        with _Receiver.lock:
+            _Receiver.exports += 1
+            _Receiver.spans += count
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        body = json.dumps({"exports": _Receiver.exports, "spans": _Receiver.spans}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def receive(port: int) -> None:
+    """Run the OTLP receiver (in its own process, off the load generator's CPU time)."""
+    ThreadingHTTPServer(("127.0.0.1", port), _Receiver).serve_forever()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (127.0.0.1 only)
+        body: bytes = response.read()
+        return body
+
+
+@contextmanager
+def _process(args: list[str], log: Path, env: dict[str, str], ready_url: str) -> Iterator[None]:
+    """A child process of this script, up once `ready_url` answers; stopped on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "benchmarks.observability", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(ready_url)
+                break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise SystemExit(f"{' '.join(args)} did not start (see {log}):\n{tail}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------- the load
+
+
+@dataclass
+class Run:
+    requests_per_second: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _wrk_run(wrk: str, url: str, threads: int, connections: int, duration: float) -> Run:
+    output = subprocess.run(  # noqa: S603
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", output, re.M)
+    if rps is None or p99 is None:
+        raise SystemExit(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
+    return Run(float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], errors)
+
+
+async def _connection(port: int, path: str, stop_at: float, latencies: list[float]) -> int:
+    """One keep-alive connection sending GET `path` until `stop_at`; returns its errors."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    errors = 0
+    try:
+        while (start := time.perf_counter()) < stop_at:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            if length is None:
+                raise SystemExit(f"GET {path} answered without Content-Length:\n{head!r}")
+            await reader.readexactly(int(length.group(1)))
+            latencies.append(time.perf_counter() - start)
+            errors += not head.startswith(b"HTTP/1.1 2")
+    finally:
+        writer.close()
+    return errors
+
+
+def _python_run(port: int, path: str, connections: int, duration: float) -> Run:
+    async def drive() -> tuple[list[float], int]:
+        latencies: list[float] = []
+        stop_at = time.perf_counter() + duration
+        errors = await asyncio.gather(
+            *(_connection(port, path, stop_at, latencies) for _ in range(connections))
+        )
+        return latencies, sum(errors)
+
+    started = time.perf_counter()
+    latencies, errors = asyncio.run(drive())
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
+    return Run(len(latencies) / elapsed, p99 * 1000, errors)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _ratio(value: float, base: float) -> float:
+    return value / base if base else float("nan")
+
+
+def report(
+    results: dict[tuple[str, str], list[Run]], header: str, evidence: list[str]
+) -> list[str]:
+    lines = [header, ""]
+    lines.append(
+        f"{'path':<13} {'server':<15} {'req/s':>9} {'p99 ms':>8} {'req/s vs bare':>14} {'p99 vs bare':>12} {'errors':>7}"
+    )
+    verdicts = []
+    for path in PATHS:
+        bare = results[(path, "bare")]
+        bare_rps = statistics.median(run.requests_per_second for run in bare)
+        bare_p99 = statistics.median(run.p99_ms for run in bare)
+        for server in SERVERS:
+            runs = results[(path, server)]
+            rps = statistics.median(run.requests_per_second for run in runs)
+            p99 = statistics.median(run.p99_ms for run in runs)
+            errors = sum(run.errors for run in runs)
+            ratios = (
+                ("", "")
+                if server == "bare"
+                else (f"{_ratio(rps, bare_rps):.2f}", f"{_ratio(p99, bare_p99):.2f}x")
+            )
+            lines.append(
+                f"{path if server == 'bare' else '':<13} {server:<15} {rps:>9,.0f} {p99:>8.1f} {ratios[0]:>14} {ratios[1]:>12} {errors:>7}"
+            )
+            if server in GOALS:
+                kept, slower = _ratio(rps, bare_rps), _ratio(p99, bare_p99)
+                met = kept >= GOALS[server] and slower <= P99_GOAL
+                verdicts.append(
+                    f"  {path} {server}: {kept:.2f} of bare req/s (goal >= {GOALS[server]}), "
+                    f"p99 {slower:.2f}x bare (goal <= {P99_GOAL}x): {'met' if met else 'MISSED'}"
+                )
+    lines += ["", "goals:", *verdicts, "", *evidence]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds [5]")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of load per run [10]")
+    parser.add_argument("--connections", type=int, default=32, help="open connections [32]")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads [2]")
+    parser.add_argument(
+        "--python-client",
+        action="store_true",
+        help="use the asyncio client even if wrk is installed",
+    )
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--receive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.serve:
+        serve(options.serve, options.port)
+        return
+    if options.receive:
+        receive(options.port)
+        return
+
+    wrk = None if options.python_client else shutil.which("wrk")
+    settings = importlib.import_module(f"{package_name()}.settings").Settings()
+    receiver_port = _free_port()
+    ports = {server: _free_port() for server in SERVERS}
+    base_env = os.environ | {
+        "ENVIRONMENT": "local",  # no OIDC issuer needed; /healthz is open anyway
+        "DATABASE_URL": "sqlite+pysqlite:///:memory:",  # no route measured touches it
+        "RAG_VECTOR_STORE": "memory",
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    envs = {
+        "bare": base_env,
+        "metrics+logs": base_env,
+        "+otlp tracing": base_env
+        | {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-observability-") as tmp, ExitStack() as stack:
+        logs = Path(tmp)
+        print("starting the OTLP receiver and the three servers...", file=sys.stderr)
+        stack.enter_context(
+            _process(
+                ["--receive", "--port", str(receiver_port)],
+                logs / "receiver.log",
+                base_env,
+                f"http://127.0.0.1:{receiver_port}/",
+            )
+        )
+        for server, port in ports.items():
+            stack.enter_context(
+                _process(
+                    ["--serve", server, "--port", str(port)],
+                    logs / f"{server}.log",
+                    envs[server],
+                    f"http://127.0.0.1:{port}/healthz",
+                )
+            )
+
+        def load(server: str, path: str, duration: float) -> Run:
+            if wrk:
+                url = f"http://127.0.0.1:{ports[server]}{path}"
+                return _wrk_run(wrk, url, options.threads, options.connections, duration)
+            return _python_run(ports[server], path, options.connections, duration)
+
+        for server in SERVERS:  # warm-up: the first requests import lazily, create series
+            for path in PATHS:
+                load(server, path, 1)
+        time.sleep(EXPORT_DELAY)
+        results: dict[tuple[str, str], list[Run]] = {(p, s): [] for p in PATHS for s in SERVERS}
+        for number in range(options.rounds):
+            order = SERVERS[number % 3 :] + SERVERS[: number % 3]
+            print(f"round {number + 1}/{options.rounds}: {', '.join(order)}", file=sys.stderr)
+            for path in PATHS:
+                for server in order:
+                    results[(path, server)].append(load(server, path, options.duration))
+                    if server == "+otlp tracing" and path != "/healthz":
+                        # The batch span processor exports the last spans up to 5 s later:
+                        # let it finish before the next run, so they weigh on this one only.
+                        time.sleep(EXPORT_DELAY)
+        time.sleep(EXPORT_DELAY)
+        received = json.loads(_get(f"http://127.0.0.1:{receiver_port}/"))
+        access_lines = sum(
+            '"logger": "access"' in line
+            for line in (logs / "metrics+logs.log").read_text(errors="replace").splitlines()
+        )
+
+    driver = (
+        f"wrk -t{options.threads} -c{options.connections} -d{options.duration:g}s"
+        if wrk
+        else f"asyncio client, {options.connections} connections, {options.duration:g} s"
+    )
+    header = (
+        f"observability overhead, {driver}, {options.rounds} interleaved round(s), medians "
+        f"(ACCESS_LOG_SAMPLE_RATE={settings.access_log_sample_rate:g}, "
+        f"OTEL_TRACES_SAMPLER_ARG={settings.otel_traces_sampler_arg:g}, {os.cpu_count()} CPUs)"
+    )
+    evidence = [
+        f"metrics+logs wrote {access_lines:,} access-log lines; the OTLP receiver got "
+        f"{received['spans']:,} spans in {received['exports']:,} exports "
+        "(/healthz is not traced, /bench/ping is)",
+    ]
+    print("\n".join(report(results, header, evidence)))
+
+
+if __name__ == "__main__":
+    main()
