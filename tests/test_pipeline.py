@@ -360,6 +360,8 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
             assert environment, f"{name} changes an environment: declare it"
     expected = {"deploy-staging", "canary-rollback", "post-deploy-rollback"}
     expected |= {name for name in pipeline.jobs if re.fullmatch(r"canary-\d+", name)}
+    if pipeline.answers["deploy_mode"] == "direct":
+        expected.add("stop-staging")  # staging's on_stop action scales it down
     if not capabilities(pipeline.answers).serves_http:
         expected.add("model-promote")  # moves the MLflow alias (use_ml_tracking, on by default)
     if pipeline.answers["use_database"]:
@@ -480,6 +482,11 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
                           for env in ("staging", "production")}
     if capabilities(pipeline.answers).uses_llm:
         expected_core.add("evaluation")  # the model quality gate
+    if capabilities(pipeline.answers).serves_model:
+        expected_core.add("pin-model-version")  # the model version the image bakes in
+    expected_core.add("apply-retention")  # manual here, scheduled with SCHEDULE_TASK=retention
+    if pipeline.answers["deploy_mode"] == "direct":
+        expected_core.add("stop-staging")  # staging's on_stop action, manual
     assert set(jobs) == expected_core
     # Merge-request-only jobs stay out; so do monitoring and the tag's job.
     assert not {"template-conflicts", "mr-image", "synthetic-checks", "release-image"} & set(jobs)
@@ -562,7 +569,7 @@ def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
         # Staging's on_stop action, a manual job of the default-branch pipeline.
         assert pipeline.jobs["deploy-staging"]["environment"]["on_stop"] == "stop-staging"
         stop = pipeline.jobs["stop-staging"]
-        assert stop["environment"] == {"name": "staging", "action": "stop"}
+        assert stop["environment"] == {"name": "staging", "deployment_tier": "staging", "action": "stop"}
         assert scripts["stop-staging"] == "./scripts-ci/deploy/stop-staging.sh"
         listed = pipeline.graph("default-branch")["stop-staging"]
         assert listed["when"] == "manual" and listed["allow_failure"] is True and listed["stage"] == "staging"
@@ -571,8 +578,8 @@ def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
 
 
 # Jobs that deploy, verify or roll back this commit's image (run-batch-job.sh runs what the
-# live CronJob runs, whichever image that is).
-HANDLES_THE_IMAGE = re.compile(r"scripts-ci/deploy/(?!run-batch-job)|cosign verify")
+# live CronJob runs, whichever image that is; stop-staging scales down whatever runs).
+HANDLES_THE_IMAGE = re.compile(r"scripts-ci/deploy/(?!run-batch-job|stop-staging)|cosign verify")
 
 
 def test_deploy_jobs_receive_the_signed_digest(pipeline: Pipeline) -> None:
