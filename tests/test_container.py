@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import on_one_worker
 from .support import containers
 from .support.mlflow_server import register_sample_model
 from .support.procs import free_port, run
@@ -129,6 +128,11 @@ class Built:
     run_args: list[str]  # what `podman run` needs besides the hardening (a model registry)
 
 
+# The builds share podman's storage and its base images: a build cleans up the working
+# containers of the base it used, which would break another worker's build of the same base.
+# Under `pytest -n` every test of this module runs on one worker, one build at a time.
+pytestmark = pytest.mark.xdist_group("containers")
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return containers.engine_env(tmp_path_factory.mktemp("engine"))
@@ -139,7 +143,7 @@ def bases(engine: dict[str, str]) -> containers.BaseImages:
     return containers.base_images(engine)
 
 
-@pytest.fixture(scope="module", params=on_one_worker(SERVICE_TYPES, "image-"))
+@pytest.fixture(scope="module", params=SERVICE_TYPES)
 def built(
     request: pytest.FixtureRequest,
     bootstrapped: Callable[..., Path],
@@ -346,7 +350,8 @@ def test_prometheus_scrapes_the_container_with_the_documented_relabeling(built: 
                     pass
                 time.sleep(1)
             assert recorded, "no recorded request rate: " + (tmp_path / "prometheus.log").read_text()[-3000:]
-            assert recorded[0]["metric"] == {"app": slug, "track": "stable", "__name__": "app_track:http_requests:rate5m"}
+            assert recorded[0]["metric"] == {"app": slug, "track": "stable", "namespace": f"{slug}-production",
+                                             "__name__": "app_track:http_requests:rate5m"}
             (up,) = _query(prometheus, f'up{{app="{slug}"}}')
             assert expected.items() <= up["metric"].items() and up["value"][1] == "1"
             series = _query(prometheus, f'http_requests_total{{app="{slug}", route!~"/healthz|/readyz"}}')

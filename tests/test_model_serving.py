@@ -107,17 +107,22 @@ def _canary_prediction_health(
         ]
     )
     try:
-        # Both scraped once before the traffic: increase() needs a sample before it.
+        # increase() needs a sample of each series before the traffic it measures, and a
+        # prediction series exists from its first prediction on: one prediction each, scraped,
+        # then the traffic.
+        query = 'sum(model_prediction_duration_seconds_count{app="my-service"}) by (track)'
+        for url in (stable, canary):
+            httpx.post(f"{url}/predict/batch", json={"inputs": rows[:1]}, headers=_headers())
         deadline = time.monotonic() + 60
-        while len(prometheus.query('model_info{app="my-service"}')) < 2:
+        while len(prometheus.query(query)) < 2:
             assert time.monotonic() < deadline, prometheus.log()
             time.sleep(1)
+        time.sleep(2)
         for url in (stable, canary):
             for start in range(0, 40, 10):
                 batch = {"inputs": rows[start : start + 10]}
                 httpx.post(f"{url}/predict/batch", json=batch, headers=_headers())
         deadline = time.monotonic() + 60
-        query = 'sum(model_prediction_duration_seconds_count{app="my-service"}) by (track)'
         while (
             len(prometheus.query(query)) < 2
             or min(
