@@ -155,6 +155,19 @@ def test_every_overlay_validates_offline_against_the_schemas(manifests: dict[tup
         assert kinds[True] == BATCH_KINDS
 
 
+def _changed(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """A copy of `document` with the value at `path` replaced (None: the key removed)."""
+    changed = copy.deepcopy(document)
+    target: Any = changed
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return changed
+
+
 def test_httproute_schema_rejects_what_the_gateway_would() -> None:
     """The stand-in schema is not a rubber stamp: bad weights, hosts and unknown fields fail."""
     good = {
@@ -168,13 +181,8 @@ def test_httproute_schema_rejects_what_the_gateway_would() -> None:
         (("spec", "rules", 0, "backendRefs", 0, "wieght"), 5),
         (("spec", "hostnames"), ["https://a.example.com"]),
     ]:
-        bad = copy.deepcopy(good)
-        target: Any = bad
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, HTTPROUTE_SCHEMA)
+            jsonschema.validate(_changed(good, path, value), HTTPROUTE_SCHEMA)
 
 
 def test_stable_and_canary_follow_the_scripts_ci_contract(default: dict[str, Docs]) -> None:
@@ -277,13 +285,8 @@ def test_the_external_secret_schema_rejects_what_the_operator_would() -> None:
         (("spec", "data"), []),
         (("apiVersion",), "external-secrets.io/v1beta2"),
     ]:
-        bad = copy.deepcopy(good)
-        target: Any = bad
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, EXTERNALSECRET_SCHEMA)
+            jsonschema.validate(_changed(good, path, value), EXTERNALSECRET_SCHEMA)
 
 
 @needs_batch
@@ -754,14 +757,7 @@ def test_argocd_manifests_validate_against_argo_cds_crds(argocd: Docs) -> None:
 )
 def test_argo_cd_schemas_reject_what_argo_cd_would(argocd: Docs, kind: str, path: tuple[Any, ...], value: Any) -> None:
     """The vendored CRD schemas are not a rubber stamp."""
-    bad = copy.deepcopy(next(doc for doc in argocd if doc["kind"] == kind))
-    target: Any = bad
-    for key in path[:-1]:
-        target = target[key]
-    if value is None:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
+    bad = _changed(next(doc for doc in argocd if doc["kind"] == kind), path, value)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, ARGOCD_SCHEMAS[kind])
 
