@@ -158,6 +158,14 @@ def env_number(name: str, default: float | None) -> float | None:
     return value
 
 
+def check_source(prometheus_url: str, window: str) -> None:
+    """Refuse a missing Prometheus URL or a window PromQL would not take (30s, 5m, 1h, 1d)."""
+    if not prometheus_url:
+        raise UsageError("PROMETHEUS_URL is not set: give the Prometheus base URL")
+    if not window or not window[:-1].isdigit() or window[-1] not in "smhd":
+        raise UsageError(f"the window must look like 30s, 5m, 1h (got {window!r})")
+
+
 def absolute_limit(signal: Signal) -> float | None:
     if signal.limit_env is None:
         return None
@@ -562,10 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if not args.prometheus_url:
-            raise UsageError("PROMETHEUS_URL is not set: give the Prometheus base URL")
-        if not args.window or not args.window[:-1].isdigit() or args.window[-1] not in "smhd":
-            raise UsageError(f"the window must look like 30s, 5m, 1h (got {args.window!r})")
+        check_source(args.prometheus_url, args.window)
         if args.canary_selector or args.stable_selector:
             if not (args.canary_selector and args.stable_selector):
                 raise UsageError("canary mode needs both --stable-selector and --canary-selector")

@@ -40,6 +40,7 @@ from golden_signals import (
     Prometheus,
     PrometheusError,
     UsageError,
+    check_source,
     env_number,
     print_table,
     selector,
@@ -119,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canary-selector", required=True)
     args = parser.parse_args(argv)
     try:
-        if not args.prometheus_url:
-            raise UsageError("PROMETHEUS_URL is not set: give the Prometheus base URL")
-        if not args.window or not args.window[:-1].isdigit() or args.window[-1] not in "smhd":
-            raise UsageError(f"the window must look like 30s, 5m, 1h (got {args.window!r})")
+        check_source(args.prometheus_url, args.window)
         max_error = env_number("PH_MAX_MODEL_ERROR_RATIO", 0.02)
         error_increase = env_number("CANARY_MAX_MODEL_ERROR_INCREASE", 0.01)
         latency_ratio = env_number("CANARY_MAX_LATENCY_RATIO", 1.5)
