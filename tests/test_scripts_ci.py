@@ -47,6 +47,7 @@ from .support.gitops import (
     sync_fails_when,
 )
 from .support.gitops import rendered as rendered_gitops
+from .support.json_api import JsonHandler
 from .support.postgres import Postgres
 from .support.procs import free_port, run
 from .support.project import GIT_ENV, SERVICE_TYPES, git_commit_all, project_env, render
@@ -1942,17 +1943,7 @@ def gitlab_api() -> Iterator[GitLabAPI]:
                                         "name_regex": ".*", "name_regex_keep": None, "next_run_at": None},
     })
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def reply(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def handle_project(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -12,19 +12,19 @@ token and records every request.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import yaml
 
+from .json_api import JsonHandler
 from .procs import free_port, run
 from .project import git_commit_all
 
@@ -240,10 +240,7 @@ class FakeArgoCD:
 def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
     argocd = FakeArgoCD(bare, **kwargs)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             argocd.requests.append(
@@ -254,25 +251,17 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
                 }
             )
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self.answer(
+                return self.reply(
                     401, {"error": "invalid session: token signature is invalid", "code": 16}
                 )
             name = url.path.removeprefix("/api/v1/applications/")
             app = argocd.application(name) if url.path.startswith("/api/v1/applications/") else None
             if app is None:
-                return self.answer(
+                return self.reply(
                     404 if url.path.startswith("/api/v1/applications/") else 400,
                     {"error": f'applications.argoproj.io "{name}" not found', "code": 5},
                 )
-            return self.answer(200, app)
-
-        def answer(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            return self.reply(200, app)
 
     # Before the first question, each application runs what the branch holds now.
     argocd._synced = {f"{argocd.slug}-{env}": argocd.head() for env in ("staging", "production")}
