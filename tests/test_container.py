@@ -165,7 +165,9 @@ def built(
             "--isolation", "chroot",
             "--secret", f"id=netrc,src={netrc}",
             *containers.build_secrets(),
-            *bases.build_args("distroless"),
+            # Checked again at every build: the local stand-ins are reloaded from their archive
+            # if anything removed them from podman's storage since the module started.
+            *containers.base_images(engine).build_args("distroless"),
         ]
         tags.append(tag)
         run(["make", "image", "CONTAINER_ENGINE=buildah", f"IMAGE={tag}", f"BUILD_FLAGS={shlex.join(flags)}"],
@@ -377,7 +379,7 @@ def test_slim_variant_builds_and_runs_hardened(
     shutil.copytree(rendered(copier_template, tmp_path_factory, runtime_image="slim"), project)
     run(["uv", "lock", "--quiet"], cwd=project)
     tag = f"localhost/playbook-test/slim:{project.parent.name}"
-    flags = ["--isolation", "chroot", *containers.build_secrets(), *bases.build_args("slim")]
+    flags = ["--isolation", "chroot", *containers.build_secrets(), *containers.base_images(engine).build_args("slim")]
     run(["make", "image", "CONTAINER_ENGINE=buildah", f"IMAGE={tag}", f"BUILD_FLAGS={shlex.join(flags)}"],
         cwd=project, env={**GIT_ENV, **engine}, timeout=900)
     try:
