@@ -86,9 +86,12 @@ PIPELINE_GITOPS = {
     "deploy/argocd/appproject.yaml",
     "deploy/argocd/kustomization.yaml",
     "scripts-ci/deploy/gitops-promote.sh",
+    "scripts-ci/deploy/gitops-stop-staging.sh",
     "scripts-ci/lib/argocd.sh",
+    "scripts-ci/lib/gitops.sh",
 }
-# Direct deploys only: staging's on_stop action scales the service down with kubectl.
+# Direct deploys only: staging's on_stop action scales the service down with kubectl
+# (GitOps: deploy/gitops-stop-staging.sh commits the scale-down instead).
 PIPELINE_DIRECT = {"scripts-ci/deploy/stop-staging.sh"}
 
 # scripts-ci/ (issue: scripts-ci): the same deploy scripts (names) for every type; a batch

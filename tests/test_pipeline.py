@@ -34,6 +34,7 @@ from .support.ci_local import SCHEMA_ARGS
 from .support.fake_kubectl import FakeKubectl
 from .support.gitops import fake_argocd, gitops_repository
 from .support.gitops import rendered as rendered_gitops
+from .support.gitops import running as running_gitops
 from .support.postgres import Postgres
 from .support.procs import run
 from .support.project import (
@@ -360,8 +361,7 @@ def test_environments_have_a_tier_and_deploys_are_serialised(pipeline: Pipeline)
             assert environment, f"{name} changes an environment: declare it"
     expected = {"deploy-staging", "canary-rollback", "post-deploy-rollback"}
     expected |= {name for name in pipeline.jobs if re.fullmatch(r"canary-\d+", name)}
-    if pipeline.answers["deploy_mode"] == "direct":
-        expected.add("stop-staging")  # staging's on_stop action scales it down
+    expected.add("stop-staging")  # staging's on_stop action scales it down (GitOps: by a commit)
     if not capabilities(pipeline.answers).serves_http:
         expected.add("model-promote")  # moves the MLflow alias (use_ml_tracking, on by default)
     if pipeline.answers["use_database"]:
@@ -485,8 +485,7 @@ def test_default_branch_pipeline_builds_signs_and_deploys(pipeline: Pipeline) ->
     if capabilities(pipeline.answers).serves_model:
         expected_core.add("pin-model-version")  # the model version the image bakes in
     expected_core.add("apply-retention")  # manual here, scheduled with SCHEDULE_TASK=retention
-    if pipeline.answers["deploy_mode"] == "direct":
-        expected_core.add("stop-staging")  # staging's on_stop action, manual
+    expected_core.add("stop-staging")  # staging's on_stop action, manual
     assert set(jobs) == expected_core
     # Merge-request-only jobs stay out; so do monitoring and the tag's job.
     assert not {"template-conflicts", "mr-image", "synthetic-checks", "release-image"} & set(jobs)
@@ -563,23 +562,28 @@ def test_deploys_follow_the_deploy_mode(pipeline: Pipeline) -> None:
         assert set(pipeline.jobs["deploy-staging"]["secrets"]) == {"GITOPS_TOKEN", "ARGOCD_AUTH_TOKEN"}
         # The deploy job waits for Argo CD's sync: the checks start when it ends, no fixed delay.
         assert "when" not in pipeline.jobs["smoke-staging"]
+        # The stop is a commit too, with the same credentials as the deploy.
+        assert scripts["stop-staging"] == "./scripts-ci/deploy/gitops-stop-staging.sh"
+        assert pipeline.jobs["stop-staging"]["variables"] == variables
+        assert pipeline.jobs["stop-staging"]["secrets"] == pipeline.jobs["deploy-staging"]["secrets"]
     else:
         assert "gitops" not in everything
         assert scripts["deploy-staging"] == f"./scripts-ci/deploy/deploy-to-staging.sh {SIGNED}"
-        # Staging's on_stop action, a manual job of the default-branch pipeline.
-        assert pipeline.jobs["deploy-staging"]["environment"]["on_stop"] == "stop-staging"
-        stop = pipeline.jobs["stop-staging"]
-        assert stop["environment"] == {"name": "staging", "deployment_tier": "staging", "action": "stop"}
         assert scripts["stop-staging"] == "./scripts-ci/deploy/stop-staging.sh"
-        listed = pipeline.graph("default-branch")["stop-staging"]
-        assert listed["when"] == "manual" and listed["allow_failure"] is True and listed["stage"] == "staging"
+    # Staging's on_stop action, a manual job of the default-branch pipeline, in both modes.
+    assert pipeline.jobs["deploy-staging"]["environment"]["on_stop"] == "stop-staging"
+    stop = pipeline.jobs["stop-staging"]
+    assert stop["environment"] == {"name": "staging", "deployment_tier": "staging", "action": "stop"}
+    listed = pipeline.graph("default-branch")["stop-staging"]
+    assert listed["when"] == "manual" and listed["allow_failure"] is True and listed["stage"] == "staging"
+    if pipeline.answers["deploy_mode"] == "direct":
         assert scripts["canary-rollback"] == "./scripts-ci/deploy/rollback-deployment.sh --immediate"
         assert "--percent 5" in scripts["canary-5"]
 
 
 # Jobs that deploy, verify or roll back this commit's image (run-batch-job.sh runs what the
-# live CronJob runs, whichever image that is; stop-staging scales down whatever runs).
-HANDLES_THE_IMAGE = re.compile(r"scripts-ci/deploy/(?!run-batch-job|stop-staging)|cosign verify")
+# live CronJob runs, whichever image that is; (gitops-)stop-staging scales down whatever runs).
+HANDLES_THE_IMAGE = re.compile(r"scripts-ci/deploy/(?!run-batch-job|(gitops-)?stop-staging)|cosign verify")
 
 
 def test_deploy_jobs_receive_the_signed_digest(pipeline: Pipeline) -> None:
@@ -808,7 +812,7 @@ def _gitops_promotion(render_project: Callable[..., Path], tmp_path: Path, stack
         return result.stdout
 
     promote("--env", "staging", "--image", "reg/my-service:aaa")
-    assert rendered_gitops(bare, tmp_path, "my-service", "staging") == (["reg/my-service:aaa"], [])
+    assert running_gitops(bare, tmp_path, "my-service", "staging")["my-service"] == ("reg/my-service:aaa", None)
 
     promote("--env", "production", "--image", "reg/my-service:aaa")
     promote("--env", "production", "--canary", "25", "--image", "reg/my-service:bbb")
@@ -971,11 +975,19 @@ def test_gitops_deploy_commits_the_digest_from_the_build_jobs_dotenv(
     with fake_argocd(bare) as argocd:
         code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "build-image", "deploy-staging",
                                      GITOPS_REPO_URL=f"file://{bare}", **argocd.env)
-    assert code == 0, log[-6000:]
-    # The job waited for Argo CD: Synced and Healthy at the commit it pushed.
+        assert code == 0, log[-6000:]
+        # The job waited for Argo CD: Synced and Healthy at the commit it pushed.
+        head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout.strip()
+        assert f"my-service-staging is Synced and Healthy at {head[:12]}" in log
+        signed = f"{REGISTRY_IMAGE}@{DIGEST}"
+        assert running_gitops(bare, tmp_path, "my-service", "staging")["my-service"] == (signed, None)
+        # Staging's on_stop job commits the scale-down with the same credentials and waits too.
+        code, log = _run_deploy_jobs(project, FakeKubectl(tmp_path / "kube"), "stop-staging",
+                                     GITOPS_REPO_URL=f"file://{bare}", **argocd.env)
+    assert code == 0 and re.search(r"PASS\s+stop-staging", log), log[-6000:]
     head = run(["git", "rev-parse", "HEAD"], cwd=bare).stdout.strip()
     assert f"my-service-staging is Synced and Healthy at {head[:12]}" in log
-    assert rendered_gitops(bare, tmp_path, "my-service", "staging") == ([f"{REGISTRY_IMAGE}@{DIGEST}"], [])
+    assert running_gitops(bare, tmp_path, "my-service", "staging")["my-service"] == (signed, 0)
 
 
 

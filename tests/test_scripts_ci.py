@@ -47,6 +47,7 @@ from .support.gitops import (
     sync_fails_when,
 )
 from .support.gitops import rendered as rendered_gitops
+from .support.gitops import running as running_gitops
 from .support.json_api import JsonHandler
 from .support.postgres import Postgres
 from .support.procs import free_port, run
@@ -1748,8 +1749,19 @@ class GitOps:
         return script(self.project, "deploy/gitops-promote.sh", *args,
                       env={"GITOPS_REPO_URL": f"file://{self.bare}", **GIT_ENV, **self.argocd.env, **env})
 
+    def stop(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return script(self.project, "deploy/gitops-stop-staging.sh", *args,
+                      env={"GITOPS_REPO_URL": f"file://{self.bare}", **GIT_ENV, **self.argocd.env, **env})
+
     def log(self) -> list[str]:
         return run(["git", "--git-dir", str(self.bare), "log", "--format=%s", "main"]).stdout.splitlines()
+
+    def changed(self, before: str) -> list[str]:
+        """The files the commits since `before` changed."""
+        return run(["git", "--git-dir", str(self.bare), "diff", "--name-only", before, "main"]).stdout.split()
+
+    def staging(self) -> dict[str, tuple[str, int | None]]:
+        return running_gitops(self.bare, self.tmp_path, "my-service", "staging")
 
     def head(self) -> str:
         return self.argocd.head()
@@ -1878,6 +1890,95 @@ def test_gitops_promotion_refuses_to_run_without_argo_cd_unless_told_not_to_wait
     assert result.returncode == 0 and "--no-wait: not waiting for Argo CD" in result.stdout
     dry = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:bbb", "--dry-run")
     assert dry.returncode == 0 and "dry run: not pushed" in dry.stdout
+    assert gitops_repo.argocd.requests == []
+
+
+# ---------------------------------------------------------------- GitOps: staging's on_stop action
+def test_gitops_scripts_are_shellcheck_clean_with_help_and_a_readme_section(gitops: Path) -> None:
+    shell_files = sorted(str(path) for path in gitops.glob("scripts-ci/**/*.sh"))
+    run([str(VENV_BIN / "shellcheck"), "--external-sources", *shell_files], cwd=gitops)
+    readme = (gitops / "scripts-ci" / "README.md").read_text()
+    for name in ("deploy/gitops-promote.sh", "deploy/gitops-stop-staging.sh"):
+        assert os.access(gitops / "scripts-ci" / name, os.X_OK), f"{name} is not executable"
+        assert f"\n## {name}" in readme, f"README.md has no section for {name}"
+    assert "[`deploy/gitops-stop-staging.sh`](#deploygitops-stop-stagingsh)" in readme
+    help_text = script(gitops, "deploy/gitops-stop-staging.sh", "--help")
+    assert help_text.returncode == 0, explain(help_text)
+    assert help_text.stdout.startswith("Usage: scripts-ci/deploy/gitops-stop-staging.sh")
+    assert "Exit codes:" in help_text.stdout and "Example:" in help_text.stdout
+    # The kubectl stop is direct mode's: here it would fight Argo CD's self-heal.
+    assert not (gitops / "scripts-ci" / "deploy" / "stop-staging.sh").exists()
+    assert "deploy/stop-staging.sh" not in readme
+
+
+STAGING_COMPONENT = "apps/my-service/staging/pipeline/kustomization.yaml"
+BOOTSTRAP = "registry.example.com/my-service:bootstrap"
+
+
+def test_gitops_stop_commits_zero_replicas_waits_for_argo_cd_and_the_next_promotion_starts_staging_again(
+    gitops_repo: GitOps,
+) -> None:
+    assert gitops_repo.promote("--env", "staging", "--image", "reg/my-service:aaa").returncode == 0
+    running = {"my-service": ("reg/my-service:aaa", None), "my-service-worker": (BOOTSTRAP, 2),
+               "other-app": (BOOTSTRAP, None)}
+    assert gitops_repo.staging() == running
+    before, polls = gitops_repo.head(), len(gitops_repo.argocd.requests)
+
+    result = gitops_repo.stop()
+    assert result.returncode == 0, explain(result)
+    head = gitops_repo.head()
+    assert gitops_repo.log()[:2] == ["stop(staging): my-service scaled to 0 replicas", "deploy(staging): reg/my-service:aaa"]
+    # One commit, to the pipeline's component only, and what it changes is the replicas of the
+    # service's Deployments: same images, the other application untouched.
+    assert gitops_repo.changed(before) == [STAGING_COMPONENT]
+    assert gitops_repo.staging() == {"my-service": ("reg/my-service:aaa", 0), "my-service-worker": (BOOTSTRAP, 0),
+                                     "other-app": (BOOTSTRAP, None)}
+    # It waited until Argo CD had synced the stop, through Argo CD's API only.
+    assert f"my-service-staging: sync Synced at {head[:12]}, health Progressing" in result.stdout
+    assert f"my-service-staging is Synced and Healthy at {head[:12]}" in result.stdout
+    assert {r["path"] for r in gitops_repo.argocd.requests[polls:]} == {"/api/v1/applications/my-service-staging"}
+
+    # Stopping a stopped staging commits nothing and succeeds.
+    again = gitops_repo.stop()
+    assert again.returncode == 0, explain(again)
+    assert "staging is already stopped" in again.stdout and "nothing to commit" in again.stdout
+    assert gitops_repo.head() == head
+
+    # The next deploy-staging starts it again, with its new image and the manifests' replicas.
+    promote = gitops_repo.promote("--env", "staging", "--image", "reg/my-service:bbb")
+    assert promote.returncode == 0, explain(promote)
+    assert gitops_repo.log()[0] == "deploy(staging): reg/my-service:bbb"
+    assert gitops_repo.staging() == running | {"my-service": ("reg/my-service:bbb", None)}
+    assert "replicas" not in gitops_repo.argocd.component(gitops_repo.head(), "staging")
+
+
+def test_a_stop_argo_cd_never_syncs_fails_on_its_timeout_and_is_not_reverted(gitops_repo: GitOps) -> None:
+    gitops_repo.argocd.verdicts["my-service-staging"] = never_synced
+    started = time.monotonic()
+    result = gitops_repo.stop(ARGOCD_WAIT_TIMEOUT="2s", ARGOCD_POLL_INTERVAL="1")
+    assert result.returncode == 1, explain(result)
+    assert time.monotonic() - started < 30
+    head = gitops_repo.head()
+    assert (f"the stop {head[:12]} is pushed but my-service-staging is NOT Synced and Healthy at it: "
+            f"my-service-staging was not Synced and Healthy at {head[:12]} after 2s") in result.stdout
+    assert "argocd app get my-service-staging" in result.stdout
+    # Reverting would start staging again: the stop stays, the next stop or deploy finds it.
+    assert gitops_repo.log() == ["stop(staging): my-service scaled to 0 replicas", "chore: seed"]
+    # Before any promotion the image stays the manifests' one.
+    assert gitops_repo.staging()["my-service"] == (BOOTSTRAP, 0)
+
+
+def test_gitops_stop_checks_its_configuration_and_dry_run_pushes_nothing(gitops_repo: GitOps) -> None:
+    wrong = gitops_repo.stop("--env", "production")
+    assert wrong.returncode == 2 and "unknown argument '--env'" in wrong.stdout
+    unset = gitops_repo.stop(GITOPS_REPO_URL="")
+    assert unset.returncode == 2 and "GITOPS_REPO_URL is not set" in unset.stdout
+    no_argocd = gitops_repo.stop(ARGOCD_SERVER="")
+    assert no_argocd.returncode == 2 and "ARGOCD_SERVER and ARGOCD_AUTH_TOKEN must be set" in no_argocd.stdout
+    dry = gitops_repo.stop("--dry-run")
+    assert dry.returncode == 0 and "dry run: not pushed" in dry.stdout
+    assert "+      - op: add" in dry.stdout and "+        path: /spec/replicas" in dry.stdout
+    assert gitops_repo.log() == ["chore: seed"]
     assert gitops_repo.argocd.requests == []
 
 

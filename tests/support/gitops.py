@@ -35,12 +35,13 @@ def gitops_repository(tmp_path: Path, app: str) -> Path:
     """A GitOps repository as the docs describe it: one Kustomize app per environment."""
     seed = tmp_path / "seed"
 
-    def deployment(name: str) -> dict[str, Any]:
+    def deployment(name: str, **spec: Any) -> dict[str, Any]:
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": name},
             "spec": {
+                **spec,
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
@@ -69,7 +70,13 @@ def gitops_repository(tmp_path: Path, app: str) -> Path:
         },
     }
     for env, objects in {
-        "staging": [deployment(app)],
+        # Staging also runs a second Deployment of the service (its replicas in the manifest)
+        # and one of another application, which a stop of the service leaves alone.
+        "staging": [
+            deployment(app),
+            deployment(f"{app}-worker", replicas=2),
+            deployment("other-app"),
+        ],
         "production": [deployment(app), deployment(f"{app}-canary"), route],
     }.items():
         base = seed / "apps" / app / env
@@ -94,16 +101,33 @@ def gitops_repository(tmp_path: Path, app: str) -> Path:
     return bare
 
 
-def rendered(bare: Path, tmp_path: Path, app: str, env: str) -> tuple[list[str], list[int]]:
-    """The images of the Deployments and the HTTPRoute weights the branch head renders to."""
+def objects(bare: Path, tmp_path: Path, app: str, env: str) -> list[dict[str, Any]]:
+    """What the branch head renders to for `env` (kubectl kustomize, as Argo CD would)."""
     check = tmp_path / "check"
     shutil.rmtree(check, ignore_errors=True)
     run(["git", "clone", "--quiet", str(bare), str(check)])
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is missing: it renders the GitOps repository (kubectl kustomize)"
-    docs = list(
+    return list(
         yaml.safe_load_all(run([kubectl, "kustomize", f"apps/{app}/{env}"], cwd=check).stdout)
     )
+
+
+def running(bare: Path, tmp_path: Path, app: str, env: str) -> dict[str, tuple[str, int | None]]:
+    """Each Deployment the branch head renders to: its image and replicas (None: not set)."""
+    return {
+        d["metadata"]["name"]: (
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            d["spec"].get("replicas"),
+        )
+        for d in objects(bare, tmp_path, app, env)
+        if d["kind"] == "Deployment"
+    }
+
+
+def rendered(bare: Path, tmp_path: Path, app: str, env: str) -> tuple[list[str], list[int]]:
+    """The images of the Deployments and the HTTPRoute weights the branch head renders to."""
+    docs = objects(bare, tmp_path, app, env)
     images = [
         c["image"]
         for d in docs

@@ -1,5 +1,5 @@
-# shellcheck shell=bash disable=SC2034 # ARGOCD_REASON is read by deploy/gitops-promote.sh
-# Argo CD's REST API for deploy/gitops-promote.sh (sourced, never run on its own): wait until
+# shellcheck shell=bash disable=SC2034 # ARGOCD_REASON is read by lib/gitops.sh and its scripts
+# Argo CD's REST API for lib/gitops.sh (sourced, never run on its own): wait until
 # an Application is Synced and Healthy at a Git revision of the GitOps repository. curl and
 # jq only, no argocd CLI. The Applications are deploy/argocd/applications.yaml.
 #
