@@ -532,11 +532,12 @@ def test_checkov_passes_the_dockerfiles_and_rendered_manifests(
     "variant", ["default", pytest.param("pipeline", marks=needs_batch), pytest.param("llm", marks=needs_llm)]
 )
 def test_alert_rules_pass_promtool_check_and_unit_tests(projects: dict[str, Path], variant: str) -> None:
+    """`make test-alerts` of the generated project: `promtool check rules` on alerts.yaml, then
+    `promtool test rules` on alerts.test.yaml with the project's name and runbook filled in."""
     monitoring = projects[variant] / "deploy" / "monitoring"
-    checked = run(["promtool", "check", "rules", str(monitoring / "alerts.yaml")])
-    assert "SUCCESS" in checked.stdout
-    tested = run(["promtool", "test", "rules", str(monitoring / "alerts.test.yaml")])
-    assert "SUCCESS" in tested.stdout
+    assert "$SERVICE" in (monitoring / "alerts.test.yaml").read_text()
+    tested = run(["make", "-C", str(projects[variant]), "test-alerts"])
+    assert tested.stdout.count("SUCCESS") == 2, tested.stdout
 
 
 @pytest.mark.parametrize(
@@ -560,7 +561,8 @@ def test_a_broken_alert_fails_its_unit_test(
     rules = (monitoring / "alerts.yaml").read_text()
     assert right in rules
     (tmp_path / "alerts.yaml").write_text(rules.replace(right, wrong, 1))
-    result = run(["promtool", "test", "rules", str(tmp_path / "alerts.test.yaml")], check=False)
+    test_alerts = ["make", "-C", str(projects[variant]), "test-alerts", f"ALERTS_DIR={tmp_path}"]
+    result = run(test_alerts, check=False)
     assert result.returncode != 0 and alert in result.stdout, result.stdout
 
 
