@@ -2,7 +2,7 @@
 
     uv run python -m benchmarks.serving                     # render, bootstrap, measure
     uv run python -m benchmarks.serving --project DIR       # reuse a bootstrapped project
-    uv run python -m benchmarks.serving --requests 2000 --batch 100
+    uv run python -m benchmarks.serving --duration 20 --batch 100 [--python-client]
 
 A model-serving project is rendered and bootstrapped; a model shaped like the data
 pipeline's (scaled logistic regression on the 30 features of scikit-learn's breast cancer
@@ -10,9 +10,17 @@ sample, column signature, training profile) is registered in a local MLflow regi
 (SQLite) and served by the project's own entry point (`python -m <package>`, auth off,
 warnings-only logs). One run, side by side:
 
-- in-process: `mlflow.pyfunc` `predict` on a one-row DataFrame, in the project's environment;
-- HTTP single: POST /predict, one row per request, one client with keep-alive;
+- in-process: `mlflow.pyfunc` `predict` on a one-row DataFrame, in the project's
+  environment, one call after the other on one core;
+- HTTP single: POST /predict, one row per request;
 - HTTP batch: POST /predict/batch with --batch rows per request.
+
+HTTP load comes from wrk (apt-get install wrk; a Lua script posts the sample rows in turn
+over --connections keep-alive connections), so the figures are the service's own: the load
+generator's work runs on the other core, as a client's would on its own machine. Without
+wrk (or with --python-client) one httpx client sends the requests one after the other and
+its own per-request work, about as much as the service's on this machine, counts in the
+figures. Every answer must be a 200: an error stops the benchmark.
 
 It prints requests/s and p99 of each, the ratio HTTP single / in-process against the 0.8
 target, and the rows/s gain of the batch endpoint over single requests. Not a test: nothing
@@ -24,10 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -63,34 +73,111 @@ print(json.dumps({{"single": times, "batch": batches}}))
 """
 
 
+@dataclass
+class Figures:
+    rate: float  # calls per second
+    p99: float  # seconds
+
+
 def p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100)[98] if len(times) >= 100 else max(times)
 
 
-def http_times(
-    url: str, rows: list[dict[str, float]], count: int, batch: int
-) -> dict[str, list[float]]:
+def timed(times: list[float]) -> Figures:
+    return Figures(len(times) / sum(times), p99(times))
+
+
+# wrk's Lua script: POST the bodies in turn; at the end one JSON line with what was measured.
+WRK_SCRIPT = """
+local bodies = {{{bodies}}}
+local next_body = 0
+request = function()
+  next_body = next_body % #bodies + 1
+  return wrk.format("POST", "{path}", {{["Content-Type"] = "application/json"}}, bodies[next_body])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\n{{"requests": %d, "seconds": %.6f, "p99_us": %d, "errors": %d}}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(99),
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk_figures(
+    wrk: str,
+    url: str,
+    path: str,
+    bodies: list[str],
+    connections: int,
+    duration: float,
+    workdir: Path,
+) -> Figures:
+    script = workdir / f"wrk{path.replace('/', '-')}.lua"
+    quoted = ", ".join(f"[==[{body}]==]" for body in bodies)
+    script.write_text(WRK_SCRIPT.format(bodies=quoted, path=path))
+    output = run(
+        [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
+        timeout=duration + 60,
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    if result["errors"]:
+        raise SystemExit(f"{path}: {result['errors']} failed requests under wrk:\n{output}")
+    return Figures(result["requests"] / result["seconds"], result["p99_us"] / 1e6)
+
+
+def http_figures(
+    url: str, rows: list[dict[str, float]], batch: int, options: argparse.Namespace, workdir: Path
+) -> dict[str, Figures]:
+    singles = [json.dumps({"inputs": row}) for row in rows]
+    batches = [json.dumps({"inputs": rows[:batch]})]
     with httpx.Client(base_url=url, timeout=30) as client:
-        for row in rows[:20]:
-            client.post("/predict", json={"inputs": row}).raise_for_status()
-        single = []
-        for i in range(count):
-            start = time.perf_counter()
-            client.post("/predict", json={"inputs": rows[i % len(rows)]}).raise_for_status()
-            single.append(time.perf_counter() - start)
-        batches = []
-        for _ in range(max(count // batch, 5)):
-            start = time.perf_counter()
-            client.post("/predict/batch", json={"inputs": rows[:batch]}).raise_for_status()
-            batches.append(time.perf_counter() - start)
-    return {"single": single, "batch": batches}
+        for body in singles[:20] + batches:  # warm-up: lazy imports, first series
+            client.post(
+                "/predict/batch" if body in batches else "/predict",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            ).raise_for_status()
+        wrk = None if options.python_client else shutil.which("wrk")
+        if wrk:
+            return {
+                "single": wrk_figures(
+                    wrk, url, "/predict", singles, options.connections, options.duration, workdir
+                ),
+                "batch": wrk_figures(
+                    wrk,
+                    url,
+                    "/predict/batch",
+                    batches,
+                    options.connections,
+                    options.duration,
+                    workdir,
+                ),
+            }
+        measured: dict[str, list[float]] = {"single": [], "batch": []}
+        for path, bodies, key in (
+            ("/predict", singles, "single"),
+            ("/predict/batch", batches, "batch"),
+        ):
+            stop_at = time.perf_counter() + options.duration
+            while time.perf_counter() < stop_at:
+                body = bodies[len(measured[key]) % len(bodies)]
+                start = time.perf_counter()
+                client.post(
+                    path, content=body, headers={"Content-Type": "application/json"}
+                ).raise_for_status()
+                measured[key].append(time.perf_counter() - start)
+        return {key: timed(times) for key, times in measured.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="a bootstrapped model-serving project")
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=1000, help="in-process calls [1000]")
+    parser.add_argument("--batch", type=int, default=100, help="rows per batch [100]")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of HTTP load [10]")
+    parser.add_argument("--connections", type=int, default=4, help="wrk's connections [4]")
+    parser.add_argument("--python-client", action="store_true", help="httpx, not wrk")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     project = args.project
@@ -154,32 +241,35 @@ def main() -> None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the service did not start (exit {process.poll()})")
             time.sleep(0.5)
-        over_http = http_times(url, rows, args.requests, args.batch)
+        over_http = http_figures(url, rows, args.batch, args, workdir)
     finally:
         stop(process)
 
-    def rate(times: list[float]) -> float:
-        return len(times) / sum(times)
-
+    driver = (
+        "httpx, one request after the other"
+        if args.python_client or not shutil.which("wrk")
+        else f"wrk -t1 -c{args.connections} -d{max(1, round(args.duration))}s"
+    )
     print(
-        f"model-serving benchmark: {args.requests} single requests, batches of {args.batch} "
-        f"rows, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"model-serving benchmark: {args.requests} in-process calls, HTTP load from {driver}, "
+        f"batches of {args.batch} rows, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(f"{'':24}{'requests/s':>12}{'p99 ms':>10}{'rows/s':>12}")
     lines = [
-        ("in-process single", in_process["single"], 1),
+        ("in-process single", timed(in_process["single"]), 1),
         ("HTTP /predict", over_http["single"], 1),
-        ("in-process batch", in_process["batch"], args.batch),
+        ("in-process batch", timed(in_process["batch"]), args.batch),
         ("HTTP /predict/batch", over_http["batch"], args.batch),
     ]
-    for label, times, rows_per_call in lines:
+    for label, figures, rows_per_call in lines:
         print(
-            f"{label:24}{rate(times):12.1f}{p99(times) * 1000:10.2f}{rate(times) * rows_per_call:12.1f}"
+            f"{label:24}{figures.rate:12.1f}{figures.p99 * 1000:10.2f}"
+            f"{figures.rate * rows_per_call:12.1f}"
         )
-    ratio = rate(over_http["single"]) / rate(in_process["single"])
+    ratio = over_http["single"].rate / timed(in_process["single"]).rate
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"HTTP single / in-process single: {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})")
-    gain = rate(over_http["batch"]) * args.batch / rate(over_http["single"])
+    gain = over_http["batch"].rate * args.batch / over_http["single"].rate
     print(f"batch endpoint gain: {gain:.1f}x the rows/s of single requests")
 
 

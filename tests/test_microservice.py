@@ -22,7 +22,11 @@ def project(request: pytest.FixtureRequest, bootstrapped: Bootstrapped) -> Path:
     return bootstrapped(service_type="microservice", use_database=request.param)
 
 
-def test_make_check_is_green(project: Path) -> None:
+@pytest.mark.xdist_group("microservice-db-False")
+def test_make_check_is_green(bootstrapped: Bootstrapped) -> None:
+    """Without a database. With one, the hostile microservice of test_hostile_answers.py runs
+    `make check`: the same answers, hostile values only."""
+    project = bootstrapped(service_type="microservice", use_database=False)
     result = run(["make", "check"], cwd=project, env=GIT_ENV)
     assert "Required test coverage of 70" in result.stdout
 

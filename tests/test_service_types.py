@@ -113,8 +113,10 @@ def test_dvc_hooks_come_with_ml_tracking(render_project: Render) -> None:
 # ---------------------------------------------------------------- the generated projects' gates
 
 
+# "rag" (no database, no tracking) is left out: the hostile rag of test_hostile_answers.py has
+# the same answers, hostile values only, and runs `make check`.
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", on_one_worker(list(VARIANTS)))
+@pytest.mark.parametrize("variant", on_one_worker([name for name in VARIANTS if name != "rag"]))
 def test_make_check_is_green(bootstrapped: Bootstrapped, variant: str) -> None:
     project = _project(bootstrapped, variant)
     result = run(["make", "check"], cwd=project, env=GIT_ENV)

@@ -18,6 +18,7 @@ at most 20) and at most 10 bins each. Drift series are NaN until MODEL_DRIFT_MIN
 have been seen, so alerts do not fire on a handful of requests.
 """
 
+import collections
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -77,6 +78,7 @@ class PredictionMetrics:
         )
         self.values: Histogram | None = None
         self.windows: dict[str, DriftWindow] = {}
+        self._bins: dict[tuple[str, int], Counter] = {}
         self.version = "none"
 
     def start(self, model: ServedModel, settings: Settings) -> None:
@@ -115,16 +117,27 @@ class PredictionMetrics:
             if column == PREDICTION:
                 continue
             values = [float(row[column]) for row in rows if row.get(column) is not None]
-            for index in window.add(values):
-                self.inputs.labels(self.version, column, str(index)).inc()
+            # One increment per bin, not per value: a batch of 100 rows is 100 values a feature.
+            for index, count in collections.Counter(window.add(values)).items():
+                self._bin_counter(column, index).inc(count)
         numbers = _numbers(predictions)
         if numbers is None:
             return
         if PREDICTION in self.windows:
             self.windows[PREDICTION].add(numbers)
         if self.values is not None:
+            histogram = self.values.labels(self.version)
             for value in numbers:
-                self.values.labels(self.version).observe(value)
+                histogram.observe(value)
+
+    def _bin_counter(self, column: str, index: int) -> Counter:
+        """The series of one bin of one feature, looked up once (labels() takes a lock)."""
+        counter = self._bins.get((column, index))
+        if counter is None:
+            counter = self._bins[(column, index)] = self.inputs.labels(
+                self.version, column, str(index)
+            )
+        return counter
 
     def failed(self, reason: str) -> None:
         self.errors.labels(self.version, reason).inc()
