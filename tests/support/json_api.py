@@ -1,5 +1,5 @@
-"""The request handler of the local stand-ins for HTTP APIs (Argo CD, GitLab): quiet, and
-answering JSON with its length."""
+"""The request handler of the local stand-ins for HTTP APIs (Argo CD, GitLab, the OIDC
+issuer): quiet, and answering JSON with its length."""
 
 from __future__ import annotations
 

@@ -8,15 +8,16 @@ for the tests themselves. Generated services started by tests/support/service.py
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .json_api import JsonHandler
 
 AUDIENCE = "my-service"  # the default answer of oidc_audience for project_slug my-service
 CLIENT_ID = "my-service-ci"
@@ -30,15 +31,7 @@ class LocalIssuer:
         self.token_requests: list[dict[str, str]] = []  # form fields of the token requests
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, document: Any) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 documents = {
                     "/.well-known/openid-configuration": {
@@ -49,7 +42,7 @@ class LocalIssuer:
                     },
                     "/jwks.json": issuer.jwks(),
                 }
-                self._answer(200 if self.path in documents else 404, documents.get(self.path, {}))
+                self.reply(200 if self.path in documents else 404, documents.get(self.path, {}))
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -60,17 +53,14 @@ class LocalIssuer:
                     form |= {"client_id": client, "client_secret": secret}
                 issuer.token_requests.append(form)
                 if self.path != "/token":
-                    self._answer(404, {})
+                    self.reply(404, {})
                 elif form.get("grant_type") != "client_credentials":
-                    self._answer(400, {"error": "unsupported_grant_type"})
+                    self.reply(400, {"error": "unsupported_grant_type"})
                 elif (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
-                    self._answer(401, {"error": "invalid_client"})
+                    self.reply(401, {"error": "invalid_client"})
                 else:
                     token = issuer.token(CLIENT_ID, audience=form.get("audience") or AUDIENCE)
-                    self._answer(200, {"access_token": token, "token_type": "Bearer", "expires_in": 300})
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                    self.reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 300})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
