@@ -114,60 +114,60 @@ def wrk_figures(
     workdir: Path,
 ) -> Figures:
     script = workdir / f"wrk{path.replace('/', '-')}.lua"
-    quoted = ", ".join(f"[==[{body}]==]" for body in bodies)
+    # The bodies are json.dumps output (printable ASCII): as JSON strings they are also valid
+    # Lua string literals (only \" and \\ escapes).
+    quoted = ", ".join(json.dumps(body) for body in bodies)
     script.write_text(WRK_SCRIPT.format(bodies=quoted, path=path))
     output = run(
         [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
         timeout=duration + 60,
     ).stdout
-    result = json.loads(output.strip().splitlines()[-1])
+    try:
+        result = json.loads(output.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"{path}: wrk printed no figures:\n{output}") from None
     if result["errors"]:
         raise SystemExit(f"{path}: {result['errors']} failed requests under wrk:\n{output}")
     return Figures(result["requests"] / result["seconds"], result["p99_us"] / 1e6)
 
 
 def http_figures(
-    url: str, rows: list[dict[str, float]], batch: int, options: argparse.Namespace, workdir: Path
+    url: str,
+    rows: list[dict[str, float]],
+    wrk: str | None,
+    options: argparse.Namespace,
+    workdir: Path,
 ) -> dict[str, Figures]:
-    singles = [json.dumps({"inputs": row}) for row in rows]
-    batches = [json.dumps({"inputs": rows[:batch]})]
+    """/predict with one row a request, /predict/batch with --batch rows: wrk's figures, or
+    those of one httpx client when wrk is None."""
+    loads = {
+        "single": ("/predict", [json.dumps({"inputs": row}) for row in rows]),
+        "batch": ("/predict/batch", [json.dumps({"inputs": rows[: options.batch]})]),
+    }
+    headers = {"Content-Type": "application/json"}
     with httpx.Client(base_url=url, timeout=30) as client:
-        for body in singles[:20] + batches:  # warm-up: lazy imports, first series
-            client.post(
-                "/predict/batch" if body in batches else "/predict",
-                content=body,
-                headers={"Content-Type": "application/json"},
-            ).raise_for_status()
-        wrk = None if options.python_client else shutil.which("wrk")
+        for path, bodies in loads.values():  # warm-up: lazy imports, first series
+            for body in bodies[:20]:
+                client.post(path, content=body, headers=headers).raise_for_status()
         if wrk:
             return {
-                "single": wrk_figures(
-                    wrk, url, "/predict", singles, options.connections, options.duration, workdir
-                ),
-                "batch": wrk_figures(
-                    wrk,
-                    url,
-                    "/predict/batch",
-                    batches,
-                    options.connections,
-                    options.duration,
-                    workdir,
-                ),
+                key: wrk_figures(
+                    wrk, url, path, bodies, options.connections, options.duration, workdir
+                )
+                for key, (path, bodies) in loads.items()
             }
-        measured: dict[str, list[float]] = {"single": [], "batch": []}
-        for path, bodies, key in (
-            ("/predict", singles, "single"),
-            ("/predict/batch", batches, "batch"),
-        ):
+        figures = {}
+        for key, (path, bodies) in loads.items():
+            times: list[float] = []
             stop_at = time.perf_counter() + options.duration
             while time.perf_counter() < stop_at:
-                body = bodies[len(measured[key]) % len(bodies)]
                 start = time.perf_counter()
                 client.post(
-                    path, content=body, headers={"Content-Type": "application/json"}
+                    path, content=bodies[len(times) % len(bodies)], headers=headers
                 ).raise_for_status()
-                measured[key].append(time.perf_counter() - start)
-        return {key: timed(times) for key, times in measured.items()}
+                times.append(time.perf_counter() - start)
+            figures[key] = timed(times)
+        return figures
 
 
 def main() -> None:
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="wrk's connections [4]")
     parser.add_argument("--python-client", action="store_true", help="httpx, not wrk")
     args = parser.parse_args()
+    wrk = None if args.python_client else shutil.which("wrk")
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     project = args.project
     if project is None:
@@ -241,14 +242,14 @@ def main() -> None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the service did not start (exit {process.poll()})")
             time.sleep(0.5)
-        over_http = http_figures(url, rows, args.batch, args, workdir)
+        over_http = http_figures(url, rows, wrk, args, workdir)
     finally:
         stop(process)
 
     driver = (
-        "httpx, one request after the other"
-        if args.python_client or not shutil.which("wrk")
-        else f"wrk -t1 -c{args.connections} -d{max(1, round(args.duration))}s"
+        f"wrk -t1 -c{args.connections} -d{max(1, round(args.duration))}s"
+        if wrk
+        else "httpx, one request after the other"
     )
     print(
         f"model-serving benchmark: {args.requests} in-process calls, HTTP load from {driver}, "
