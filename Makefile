@@ -5,6 +5,9 @@ PYTEST_ARGS ?=
 # pytest-xdist workers: one per core. Tests that share a bootstrapped project or an image
 # are grouped on one worker (xdist_group, tests/conftest.py: on_one_worker).
 WORKERS ?= auto
+# The generated projects' tools run many Python processes on one virtualenv each: let them
+# keep their bytecode (some machines, this one among them, set PYTHONDONTWRITEBYTECODE).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help deps test test-fast example docs
 

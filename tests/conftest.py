@@ -6,6 +6,7 @@ below copied into a fresh git repository), so uncommitted edits are tested too.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,13 +35,42 @@ NPM_FIXTURES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Module-scoped fixtures that take seconds to set up (servers that must see traffic before
+# the first check, renders with kustomize builds, the docs site). Under `make test` the tests
+# of a module that use one run on one worker, which sets it up once instead of twice.
+SHARED_IN_MODULE = {
+    "test_scripts_ci.py": ("quiet", "monitoring", "pushed_metrics"),
+    "test_manifests.py": ("projects",),
+    "test_docs.py": ("site",),
+}
+
+
+# tryfirst: xdist's own hook turns the xdist_group marks into node-id suffixes after this one.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselected = [item for item in items if not _wanted(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
         if used & NPM_FIXTURES:
             item.add_marker(pytest.mark.npm)
+        for fixture in SHARED_IN_MODULE.get(item.path.name, ()):
+            if fixture in used:
+                item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}-{fixture}"))
+
+
+def _wanted(item: pytest.Item) -> bool:
+    """False for a test marked `only_params(fixture=[values])` whose parameter is not listed.
+    (A test's own parametrization of a module-scoped fixture would set that fixture up again.)"""
+    mark = item.get_closest_marker("only_params")
+    callspec = getattr(item, "callspec", None)
+    if mark is None or callspec is None:
+        return True
+    return all(callspec.params.get(name) in values for name, values in mark.kwargs.items())
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -107,6 +137,16 @@ def bootstrapped(
         return cache[key]
 
     return _get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One mypy cache for the generated projects a worker checks one after another, so the
+    libraries they share (FastAPI, SQLAlchemy, MLflow...) are analysed once per worker, not
+    once per project. mypy checks every entry against its source's hash, so a project's own
+    modules, which differ between projects, are always checked afresh. Per worker: two mypy
+    runs writing one cache at the same time could mix a module's entries."""
+    os.environ["MYPY_CACHE_DIR"] = str(tmp_path_factory.mktemp("mypy-cache"))
 
 
 @pytest.fixture(scope="session")
