@@ -234,7 +234,15 @@ def _commit_with_origin(project: Path) -> None:
         cwd=project, env=GIT_ENV)
 
 
-@pytest.fixture(params=VARIANTS, ids=_variant_id)
+def _on_one_worker(variants: list[dict[str, Any]]) -> list[Any]:
+    """The variants as parameters whose tests run on one worker under `make test`, which
+    renders each variant and lists its pipeline once (pipelines(), about 3 s a variant)."""
+    return [pytest.param(answers, id=_variant_id(answers),
+                         marks=pytest.mark.xdist_group(f"pipeline-{_variant_id(answers)}"))
+            for answers in variants]
+
+
+@pytest.fixture(params=_on_one_worker(VARIANTS))
 def pipeline(request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]], Pipeline]) -> Pipeline:
     return pipelines(request.param)
 
@@ -250,7 +258,7 @@ def one_type_with(**wanted: bool) -> Any:
                         marks=pytest.mark.skip(reason=f"PLAYBOOK_SERVICE_TYPES leaves no service type with {kind}"))
 
 
-@pytest.fixture(params=SAMPLE_VARIANTS, ids=_variant_id)
+@pytest.fixture(params=_on_one_worker(SAMPLE_VARIANTS))
 def sample_pipeline(
     request: pytest.FixtureRequest, pipelines: Callable[[dict[str, Any]], Pipeline]
 ) -> Pipeline:
