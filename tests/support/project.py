@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from dev import service_types
-from dev.template_repo import GIT_ENV, ROOT, TEMPLATE_PATHS, copy_worktree, render
+from dev.template_repo import GIT_ENV, ROOT, TEMPLATE_PATHS, copy_worktree
 
 from .procs import run
+from .renders import render
 
-# ROOT, TEMPLATE_PATHS, GIT_ENV, copy_worktree and render are dev/template_repo.py's: the tests,
+# ROOT, TEMPLATE_PATHS, GIT_ENV and copy_worktree are dev/template_repo.py's: the tests,
 # dev/render_diff.py, the docs and the benchmarks copy and render the template the same way.
+# render is renders.py's: dev/template_repo.py's, each answer set rendered once per process.
 __all__ = [
     "GIT_ENV",
     "ROOT",
