@@ -176,7 +176,7 @@ def example(model: ServedModel, column: Column) -> Value:
     return defaults.get(column.type, 0)
 
 
-def get_serving(request: Request) -> Serving:
+async def get_serving(request: Request) -> Serving:
     serving: Serving = request.app.state.serving
     return serving
 
@@ -194,8 +194,10 @@ def install(app: FastAPI, settings: Settings, registry: CollectorRegistry) -> No
         tags=["serving"],
         dependencies=[Depends(authenticate)],
     )
-    def predict(body: PredictRequest, serving: ServingDep, response: Response) -> Prediction:
+    async def predict(body: PredictRequest, serving: ServingDep, response: Response) -> Prediction:
         """Predict one row."""
+        # On the event loop, not in a thread: the model call is CPU work that a thread would
+        # not run in parallel (the GIL), only later, after a hop and a fight for the GIL.
         rows = serving.validate([body.inputs], batch=False)
         prediction = serving.predict(rows, "single")[0]
         model, _ = serving.served()
@@ -208,7 +210,7 @@ def install(app: FastAPI, settings: Settings, registry: CollectorRegistry) -> No
         tags=["serving"],
         dependencies=[Depends(authenticate)],
     )
-    def predict_batch(
+    async def predict_batch(
         body: BatchRequest, serving: ServingDep, response: Response
     ) -> BatchPrediction:
         """Predict many rows in one call (at most MODEL_MAX_BATCH_ROWS)."""
