@@ -119,13 +119,10 @@ class Serving:
         return checked
 
     def predict(self, rows: list[dict[str, Any]], endpoint: str) -> list[Any]:
-        import pandas as pd
-
         model, _ = self.served()
-        frame = pd.DataFrame(rows, columns=[column.name for column in model.columns])
         start = time.perf_counter()
         try:
-            output = model.predict(frame)
+            output = model.predict(model.frame(rows))
         except Exception as error:
             self.metrics.failed("model_error")
             log.exception("the model failed", extra={"model_version": model.version})
@@ -145,7 +142,8 @@ def row_model(model: ServedModel) -> type[BaseModel]:
         if column.type in NUMBER_TYPES:
             kind: Any = Annotated[float, Field(strict=True, allow_inf_nan=False)]
         elif column.type in INTEGER_TYPES:
-            kind = Annotated[int, Field(strict=True)]
+            bits = 63 if column.type == "long" else 31  # int64 or int32 in the model's frame
+            kind = Annotated[int, Field(strict=True, ge=-(2**bits), lt=2**bits)]
         elif column.type == "boolean":
             kind = StrictBool
         else:
