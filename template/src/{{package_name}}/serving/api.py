@@ -12,6 +12,7 @@ Every answer names the version that computed it: the body's `model_version` and 
 """
 
 import logging
+import math
 import time
 from typing import Annotated, Any
 
@@ -23,7 +24,15 @@ from pydantic import create_model as pydantic_model
 
 from ..auth import authenticate
 from ..settings import Settings
-from .model import INTEGER_TYPES, NUMBER_TYPES, Column, ModelLoadError, ServedModel, load
+from .model import (
+    FLOAT32_MAX,
+    INTEGER_TYPES,
+    NUMBER_TYPES,
+    Column,
+    ModelLoadError,
+    ServedModel,
+    load,
+)
 from .monitor import PredictionMetrics
 
 log = logging.getLogger(__name__)
@@ -140,7 +149,10 @@ def row_model(model: ServedModel) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for column in model.columns:
         if column.type in NUMBER_TYPES:
-            kind: Any = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+            bound = FLOAT32_MAX if column.type == "float" else math.inf  # float32 or float64
+            kind: Any = Annotated[
+                float, Field(strict=True, allow_inf_nan=False, ge=-bound, le=bound)
+            ]
         elif column.type in INTEGER_TYPES:
             bits = 63 if column.type == "long" else 31  # int64 or int32 in the model's frame
             kind = Annotated[int, Field(strict=True, ge=-(2**bits), lt=2**bits)]

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 NUMBER_TYPES = frozenset({"double", "float"})
 INTEGER_TYPES = frozenset({"long", "integer"})
 SUPPORTED_TYPES = NUMBER_TYPES | INTEGER_TYPES | {"boolean", "string"}
-# The dtype of each in the model's input frame: what MLflow's schema enforcement converts to.
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+# The dtype of each in the model's input frame: what MLflow's schema enforcement expects (it
+# refuses to narrow: float64 values for a `float` column, int64 for an `integer` one).
 DTYPES = {
     "double": "float64",
     "float": "float32",
@@ -77,7 +79,14 @@ class ServedModel:
         if self.direct is not None:  # one type, every column required: one typed block
             cells = [[row[name] for name in names] for row in rows]
             return pd.DataFrame(np.array(cells, dtype=DTYPES[self.columns[0].type]), columns=names)
-        return pd.DataFrame(list(rows), columns=names)  # pyfunc converts the types
+        typed = {}
+        for column in self.columns:
+            values = [row.get(column.name) for row in rows]
+            # A missing optional value: NaN in a float column, else the column stays objects.
+            floats = column.type in NUMBER_TYPES
+            dtype = DTYPES[column.type] if floats or None not in values else "object"
+            typed[column.name] = np.array(values, dtype=dtype)
+        return pd.DataFrame(typed, columns=names)
 
     def predict(self, frame: Any) -> Any:
         if self.direct is not None:
