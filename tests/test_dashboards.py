@@ -31,7 +31,16 @@ Bootstrapped = Callable[..., Path]
 MONITORING = Path("deploy") / "monitoring"
 # What Grafana puts in place of its own variables; the dashboards' variables come from
 # their templating list (constants) or from here.
-GRAFANA = {"$__rate_interval": "1m", "$__range": "10m", "$environment": "staging"}
+GRAFANA = {
+    "$__rate_interval": "1m",
+    "$__range": "10m",
+    "$environment": "staging",
+    "$namespace": "my-service-production",
+}
+
+
+# The labels Prometheus's relabeling gives a production pod (deploy/monitoring/prometheus.yaml).
+PRODUCTION = {"app": "my-service", "namespace": "my-service-production"}
 
 
 def dashboards(project: Path) -> dict[str, dict[str, Any]]:
@@ -189,11 +198,11 @@ def test_every_http_panel_query_answers_against_the_running_service(
         targets = [
             (
                 stable.removeprefix("http://"),
-                {"app": "my-service", "track": "stable", "pod": "my-service-0"},
+                {**PRODUCTION, "track": "stable", "pod": "my-service-0"},
             ),
             (
                 canary.removeprefix("http://"),
-                {"app": "my-service", "track": "canary", "pod": "my-service-canary-0"},
+                {**PRODUCTION, "track": "canary", "pod": "my-service-canary-0"},
             ),
         ]
         prometheus = Prometheus.start(targets, rule_files=[project / MONITORING / "alerts.yaml"])
