@@ -68,9 +68,9 @@ def test_every_query_selects_this_service_in_one_environment(name: str) -> None:
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             for variable in variables:
-                assert f'="${variable["name"]}"' in target["expr"], (
-                    f"{panel['title']}: {target['expr']}"
-                )
+                assert (
+                    f'="${variable["name"]}"' in target["expr"]
+                ), f"{panel['title']}: {target['expr']}"
 
 
 def test_dashboard_uids_are_unique() -> None:
