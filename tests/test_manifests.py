@@ -838,7 +838,8 @@ def test_a_firing_production_alert_reaches_gitlab_as_an_incident_of_production(
             self.end_headers()
 
     gitlab = ThreadingHTTPServer(("127.0.0.1", free_port()), GitLab)
-    threading.Thread(target=gitlab.serve_forever, daemon=True).start()
+    # shutdown() returns within one poll of the serving loop (0.5 s by default)
+    threading.Thread(target=gitlab.serve_forever, args=(0.05,), daemon=True).start()
     monitoring = projects["default"] / "deploy" / "monitoring"
     secrets = tmp_path / "secrets"
     secrets.mkdir()

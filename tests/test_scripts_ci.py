@@ -890,7 +890,8 @@ def receiver() -> Iterator[Receiver]:
             self.wfile.write(b"ok" if status == 200 else b"try again later")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() returns within one poll of the serving loop (0.5 s by default)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield Receiver(f"http://127.0.0.1:{server.server_port}/hooks/T000/secret", requests, answers)
     server.shutdown()
 
@@ -1662,7 +1663,8 @@ def pushed_metrics() -> Iterator[Monitoring]:
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() returns within one poll of the serving loop (0.5 s by default)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     # The Pushgateway's own target labels; its series keep their job (honor_labels).
     target = (f"127.0.0.1:{server.server_port}", {"namespace": "monitoring"})
     prometheus = Prometheus.start([target], honor_labels=True)
@@ -2071,7 +2073,8 @@ def gitlab_api() -> Iterator[GitLabAPI]:
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     api.url = f"http://127.0.0.1:{server.server_address[1]}/api/v4"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() returns within one poll of the serving loop (0.5 s by default)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield api
     finally:

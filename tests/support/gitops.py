@@ -291,7 +291,8 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
     argocd._synced = {f"{argocd.slug}-{env}": argocd.head() for env in ("staging", "production")}
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     argocd.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() returns within one poll of the serving loop (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield argocd

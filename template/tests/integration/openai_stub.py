@@ -73,7 +73,8 @@ class OpenAIStub:
         self.base_url = f"http://127.0.0.1:{self._server.server_port}/v1"
 
     def __enter__(self) -> "OpenAIStub":
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # shutdown() returns within one poll of the serving loop (0.5 s by default)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
