@@ -19,6 +19,19 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from .settings import Settings
 
 
+class _HashedOnce(Resource):
+    """A resource whose hash is computed once. The OTLP exporter groups every span it encodes
+    by resource, and the SDK's `Resource.__hash__` dumps the attributes to JSON each time:
+    a tenth of the export's CPU. The attributes are immutable, so the hash never changes."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 def _exporter(kind: str) -> SpanExporter | None:
     if kind == "console":
         return ConsoleSpanExporter()
@@ -35,11 +48,13 @@ def configure_tracing(settings: Settings) -> TracerProvider | None:
     exporter = _exporter(settings.otel_traces_exporter)
     if exporter is None:
         return None
-    resource = Resource.create(
-        {
-            "service.name": settings.service_name,
-            "deployment.environment": settings.environment,
-        }
+    resource = _HashedOnce(
+        Resource.create(
+            {
+                "service.name": settings.service_name,
+                "deployment.environment": settings.environment,
+            }
+        )
     )
     sampler = ParentBased(TraceIdRatioBased(settings.otel_traces_sampler_arg))
     provider = TracerProvider(resource=resource, sampler=sampler)
