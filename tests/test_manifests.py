@@ -820,9 +820,9 @@ def test_a_firing_production_alert_reaches_gitlab_as_an_incident_of_production(
     """Real Prometheus and Alertmanager with the generated configuration: an alert of the
     production namespace is relabelled gitlab_environment_name=production and posted to a
     stand-in of GitLab's alert endpoint with the integration's key as bearer token."""
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from .support.json_api import start_serving
     from .support.procs import free_port, stop, wait_until_answers
 
     received: list[tuple[str, str | None, dict[str, Any]]] = []
@@ -838,8 +838,7 @@ def test_a_firing_production_alert_reaches_gitlab_as_an_incident_of_production(
             self.end_headers()
 
     gitlab = ThreadingHTTPServer(("127.0.0.1", free_port()), GitLab)
-    # shutdown() returns within one poll of the serving loop (0.5 s by default)
-    threading.Thread(target=gitlab.serve_forever, args=(0.05,), daemon=True).start()
+    start_serving(gitlab)
     monitoring = projects["default"] / "deploy" / "monitoring"
     secrets = tmp_path / "secrets"
     secrets.mkdir()

@@ -48,7 +48,7 @@ from .support.gitops import (
 )
 from .support.gitops import rendered as rendered_gitops
 from .support.gitops import running as running_gitops
-from .support.json_api import JsonHandler
+from .support.json_api import JsonHandler, start_serving
 from .support.postgres import Postgres
 from .support.procs import free_port, run
 from .support.project import GIT_ENV, SERVICE_TYPES, git_commit_all, project_env, render
@@ -890,8 +890,7 @@ def receiver() -> Iterator[Receiver]:
             self.wfile.write(b"ok" if status == 200 else b"try again later")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    # shutdown() returns within one poll of the serving loop (0.5 s by default)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    start_serving(server)
     yield Receiver(f"http://127.0.0.1:{server.server_port}/hooks/T000/secret", requests, answers)
     server.shutdown()
 
@@ -1663,8 +1662,7 @@ def pushed_metrics() -> Iterator[Monitoring]:
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    # shutdown() returns within one poll of the serving loop (0.5 s by default)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    start_serving(server)
     # The Pushgateway's own target labels; its series keep their job (honor_labels).
     target = (f"127.0.0.1:{server.server_port}", {"namespace": "monitoring"})
     prometheus = Prometheus.start([target], honor_labels=True)
@@ -2073,8 +2071,7 @@ def gitlab_api() -> Iterator[GitLabAPI]:
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     api.url = f"http://127.0.0.1:{server.server_address[1]}/api/v4"
-    # shutdown() returns within one poll of the serving loop (0.5 s by default)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    start_serving(server)
     try:
         yield api
     finally:

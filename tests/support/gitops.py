@@ -13,7 +13,6 @@ token and records every request.
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from .json_api import JsonHandler
+from .json_api import JsonHandler, start_serving
 from .procs import free_port, run
 from .project import git_commit_all
 
@@ -291,9 +290,7 @@ def fake_argocd(bare: Path, **kwargs: Any) -> Iterator[FakeArgoCD]:
     argocd._synced = {f"{argocd.slug}-{env}": argocd.head() for env in ("staging", "production")}
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     argocd.url = f"http://127.0.0.1:{server.server_address[1]}"
-    # shutdown() returns within one poll of the serving loop (0.5 s by default)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    start_serving(server)
     try:
         yield argocd
     finally:

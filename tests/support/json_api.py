@@ -4,7 +4,8 @@ issuer): quiet, and answering JSON with its length."""
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 
@@ -19,3 +20,11 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def start_serving(server: HTTPServer) -> threading.Thread:
+    """Serve from a daemon thread whose loop polls every 50 ms: `server.shutdown()` then
+    returns at once, not after up to half a second (`serve_forever`'s default poll)."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return thread

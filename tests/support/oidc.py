@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .json_api import JsonHandler
+from .json_api import JsonHandler, start_serving
 
 AUDIENCE = "my-service"  # the default answer of oidc_audience for project_slug my-service
 CLIENT_ID = "my-service-ci"
@@ -64,8 +64,7 @@ class LocalIssuer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        # shutdown() returns within one poll of the serving loop (0.5 s by default)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        start_serving(self._server)
 
     def jwks(self) -> dict[str, Any]:
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
