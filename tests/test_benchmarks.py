@@ -36,7 +36,11 @@ def test_observability_benchmark_prints_its_table(client: str) -> None:
     ]
     if client == "python":
         args.append("--python-client")
-    result = run([sys.executable, "-m", "benchmarks.observability", *args], cwd=ROOT, timeout=600)
+    # Spans exported every 0.5 s, not 5: the benchmark waits for each export that long.
+    fast_export = {"OTEL_BSP_SCHEDULE_DELAY": "500"}
+    result = run(
+        [sys.executable, "-m", "benchmarks.observability", *args], cwd=ROOT, env=fast_export, timeout=600
+    )
     out = result.stdout
     assert ("wrk -t2 -c4 -d1s" if client == "wrk" else "asyncio client, 4 connections") in out
     for path in ("/healthz", "/bench/ping"):

@@ -15,6 +15,8 @@ of src/<package>/__main__.py):
 Both apps get one more route, /bench/ping (the liveness handler under another path): probes
 are not traced, so that is where tracing costs. The settings come from the environment as
 the service reads them: `ACCESS_LOG_SAMPLE_RATE=0.1 make bench` measures that setting.
+The script waits for the batch span processor's exports (5 s apart, OTEL_BSP_SCHEDULE_DELAY
+in ms) before each run, so that spans weigh on the run that made them.
 Rounds interleave the servers (the order rotates each round), the table shows medians.
 Load comes from wrk when installed (apt-get install wrk), else from a small asyncio
 keep-alive client in this process (lower, noisier figures: it shares the CPUs).
@@ -51,7 +53,17 @@ PATHS = ("/healthz", "/bench/ping")
 # Goals: the share of bare's req/s each server keeps, and p99 at most this many times bare's.
 GOALS = {"metrics+logs": 0.8, "+otlp tracing": 0.7}
 P99_GOAL = 1.3
-EXPORT_DELAY = 6  # seconds: OpenTelemetry's BatchSpanProcessor exports at least every 5 s
+
+
+def export_delay() -> float:
+    """Seconds until the batch span processor has exported what it holds: its schedule delay
+    (OTEL_BSP_SCHEDULE_DELAY, in ms, read as the SDK reads it: 5000 unless an integer) and
+    one second more."""
+    try:
+        delay = int(os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "5000"))
+    except ValueError:
+        delay = 5000
+    return max(delay, 0) / 1000 + 1
 
 
 def package_name() -> str:
@@ -364,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         for server in SERVERS:  # warm-up: the first requests import lazily, create series
             for path in PATHS:
                 load(server, path, 1)
-        time.sleep(EXPORT_DELAY)
+        time.sleep(export_delay())
         results: dict[tuple[str, str], list[Run]] = {(p, s): [] for p in PATHS for s in SERVERS}
         for number in range(options.rounds):
             order = SERVERS[number % 3 :] + SERVERS[: number % 3]
@@ -373,10 +385,10 @@ def main(argv: list[str] | None = None) -> None:
                 for server in order:
                     results[(path, server)].append(load(server, path, options.duration))
                     if server == "+otlp tracing" and path != "/healthz":
-                        # The batch span processor exports the last spans up to 5 s later:
+                        # The batch span processor exports the last spans a delay later:
                         # let it finish before the next run, so they weigh on this one only.
-                        time.sleep(EXPORT_DELAY)
-        time.sleep(EXPORT_DELAY)
+                        time.sleep(export_delay())
+        time.sleep(export_delay())
         received = json.loads(_get(f"http://127.0.0.1:{receiver_port}/"))
         access_lines = sum(
             '"logger": "access"' in line
