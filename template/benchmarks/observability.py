@@ -3,8 +3,8 @@
     make bench                                           # 5 rounds of 10 s
     uv run python -m benchmarks.observability --rounds 1 --duration 2
 
-Starts three servers, one process each, with the service's own uvicorn settings (`serve()`
-of src/<package>/__main__.py):
+Starts three servers, one process each and new processes each round, with the service's own
+uvicorn settings (`serve()` of src/<package>/__main__.py):
 
 - bare: FastAPI with the same probe routes, nothing else (no middleware, no logs);
 - metrics+logs: the service's app (`create_app()`): Prometheus metrics, request ids, JSON
@@ -15,8 +15,8 @@ of src/<package>/__main__.py):
 Both apps get one more route, /bench/ping (the liveness handler under another path): probes
 are not traced, so that is where tracing costs. The settings come from the environment as
 the service reads them: `ACCESS_LOG_SAMPLE_RATE=0.1 make bench` measures that setting.
-The script waits for the batch span processor's exports (5 s apart, OTEL_BSP_SCHEDULE_DELAY
-in ms) before each run, so that spans weigh on the run that made them.
+After each traced run the script waits for the batch span processor's exports (5 s apart,
+OTEL_BSP_SCHEDULE_DELAY in ms), so that spans weigh on the run that made them.
 Rounds interleave the servers (the order rotates each round), the table shows medians.
 Load comes from wrk when installed (apt-get install wrk), else from a small asyncio
 keep-alive client in this process (lower, noisier figures: it shares the CPUs).
@@ -41,7 +41,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +53,8 @@ PATHS = ("/healthz", "/bench/ping")
 # Goals: the share of bare's req/s each server keeps, and p99 at most this many times bare's.
 GOALS = {"metrics+logs": 0.8, "+otlp tracing": 0.7}
 P99_GOAL = 1.3
+# Requests each server gets on each path before a round is measured.
+WARM_UP_REQUESTS = 50
 
 
 def export_delay() -> float:
@@ -152,36 +154,45 @@ def _get(url: str) -> bytes:
 
 
 @contextmanager
-def _process(args: list[str], log: Path, env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """A child process of this script, up once `ready_url` answers; stopped on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "benchmarks.observability", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def _processes(
+    children: dict[str, tuple[list[str], dict[str, str], str]], logs: Path
+) -> Iterator[None]:
+    """Child processes of this script (name: arguments, environment, URL that answers once it
+    is up), started together, up once each URL answers; all stopped on exit."""
+    started: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        for name, (args, env, _) in children.items():
+            with (logs / f"{name}.log").open("ab") as out:
+                started[name] = subprocess.Popen(  # noqa: S603
+                    [sys.executable, "-m", "benchmarks.observability", *args],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(ready_url)
-                break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise SystemExit(f"{' '.join(args)} did not start (see {log}):\n{tail}")
-            time.sleep(0.2)
+        for name, (args, _, ready_url) in children.items():
+            while True:
+                try:
+                    _get(ready_url)
+                    break
+                except OSError:
+                    pass
+                if started[name].poll() is not None or time.monotonic() > deadline:
+                    log = logs / f"{name}.log"
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise SystemExit(f"{' '.join(args)} did not start (see {log}):\n{tail}")
+                time.sleep(0.2)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in started.values():
+            process.terminate()
+        for process in started.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 # ---------------------------------------------------------------- the load
@@ -346,51 +357,53 @@ def main(argv: list[str] | None = None) -> None:
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
         },
     }
-    with tempfile.TemporaryDirectory(prefix="bench-observability-") as tmp, ExitStack() as stack:
+
+    def load(server: str, path: str, duration: float) -> Run:
+        if wrk:
+            url = f"http://127.0.0.1:{ports[server]}{path}"
+            return _wrk_run(wrk, url, options.threads, options.connections, duration)
+        return _python_run(ports[server], path, options.connections, duration)
+
+    export_wait = export_delay()  # the environment is read once, like the SDK reads it
+    results: dict[tuple[str, str], list[Run]] = {(p, s): [] for p in PATHS for s in SERVERS}
+    with tempfile.TemporaryDirectory(prefix="bench-observability-") as tmp:
         logs = Path(tmp)
-        print("starting the OTLP receiver and the three servers...", file=sys.stderr)
-        stack.enter_context(
-            _process(
+        receiver = {
+            "receiver": (
                 ["--receive", "--port", str(receiver_port)],
-                logs / "receiver.log",
                 base_env,
                 f"http://127.0.0.1:{receiver_port}/",
             )
-        )
-        for server, port in ports.items():
-            stack.enter_context(
-                _process(
-                    ["--serve", server, "--port", str(port)],
-                    logs / f"{server}.log",
-                    envs[server],
-                    f"http://127.0.0.1:{port}/healthz",
-                )
+        }
+        servers = {
+            server: (
+                ["--serve", server, "--port", str(port)],
+                envs[server],
+                f"http://127.0.0.1:{port}/healthz",
             )
-
-        def load(server: str, path: str, duration: float) -> Run:
-            if wrk:
-                url = f"http://127.0.0.1:{ports[server]}{path}"
-                return _wrk_run(wrk, url, options.threads, options.connections, duration)
-            return _python_run(ports[server], path, options.connections, duration)
-
-        for server in SERVERS:  # warm-up: the first requests import lazily, create series
-            for path in PATHS:
-                load(server, path, 1)
-        export_wait = export_delay()  # the environment is read once, like the SDK reads it
-        time.sleep(export_wait)
-        results: dict[tuple[str, str], list[Run]] = {(p, s): [] for p in PATHS for s in SERVERS}
-        for number in range(options.rounds):
-            order = SERVERS[number % 3 :] + SERVERS[: number % 3]
-            print(f"round {number + 1}/{options.rounds}: {', '.join(order)}", file=sys.stderr)
-            for path in PATHS:
-                for server in order:
-                    results[(path, server)].append(load(server, path, options.duration))
-                    if server == "+otlp tracing" and path != "/healthz":
-                        # The batch span processor exports the last spans a delay later:
-                        # let it finish before the next run, so they weigh on this one only.
-                        time.sleep(export_wait)
-        time.sleep(export_wait)
-        received = json.loads(_get(f"http://127.0.0.1:{receiver_port}/"))
+            for server, port in ports.items()
+        }
+        with _processes(receiver, logs):
+            for number in range(options.rounds):
+                order = SERVERS[number % 3 :] + SERVERS[: number % 3]
+                print(f"round {number + 1}/{options.rounds}: {', '.join(order)}", file=sys.stderr)
+                # New processes each round: two processes of one server can differ by a tenth
+                # in req/s for as long as they live (where their memory and threads landed),
+                # so one process per server for the whole run would weigh on every round.
+                with _processes(servers, logs):
+                    for port in ports.values():  # the first requests import lazily
+                        for path in PATHS:
+                            for _ in range(WARM_UP_REQUESTS):
+                                _get(f"http://127.0.0.1:{port}{path}")
+                    for path in PATHS:
+                        for server in order:
+                            results[(path, server)].append(load(server, path, options.duration))
+                            if server == "+otlp tracing" and path != "/healthz":
+                                # The batch span processor exports the last spans a delay
+                                # later: let it finish before the next run, so they weigh on
+                                # this one only.
+                                time.sleep(export_wait)
+            received = json.loads(_get(f"http://127.0.0.1:{receiver_port}/"))
         access_lines = sum(
             '"logger": "access"' in line
             for line in (logs / "metrics+logs.log").read_text(errors="replace").splitlines()
