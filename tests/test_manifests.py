@@ -232,6 +232,15 @@ def test_canary_runs_with_the_production_configuration(default: dict[str, Docs])
     assert env_from[1]["secretRef"] == {"name": f"{SLUG}-secrets", "optional": True}
 
 
+def test_production_keeps_one_new_trace_in_ten_and_staging_all(default: dict[str, Docs]) -> None:
+    """Tracing every request costs about a third of a light request's throughput
+    (docs/performance.md): production and its canary sample, staging traces everything."""
+    configs = {overlay: {d["kind"]: d for d in default[overlay]}["ConfigMap"]["data"] for overlay in OVERLAYS}
+    assert {overlay: data["OTEL_TRACES_EXPORTER"] for overlay, data in configs.items()} == dict.fromkeys(OVERLAYS, "otlp")
+    assert configs["production"]["OTEL_TRACES_SAMPLER_ARG"] == configs["canary"]["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert "OTEL_TRACES_SAMPLER_ARG" not in configs["staging"]  # the service's default: 1.0
+
+
 @needs_llm
 def test_a_model_calling_service_gets_its_provider_from_config_and_its_key_from_vault(
     manifests: dict[tuple[str, str], str],
