@@ -235,7 +235,7 @@ def test_canary_runs_with_the_production_configuration(default: dict[str, Docs])
 def test_production_keeps_one_new_trace_in_ten_and_staging_all(default: dict[str, Docs]) -> None:
     """Tracing every request costs about a third of a light request's throughput
     (docs/performance.md): production and its canary sample, staging traces everything."""
-    configs = {overlay: {d["kind"]: d for d in default[overlay]}["ConfigMap"]["data"] for overlay in OVERLAYS}
+    configs = {overlay: _settings(default[overlay]) for overlay in OVERLAYS}
     assert {overlay: data["OTEL_TRACES_EXPORTER"] for overlay, data in configs.items()} == dict.fromkeys(OVERLAYS, "otlp")
     assert configs["production"]["OTEL_TRACES_SAMPLER_ARG"] == configs["canary"]["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
     assert "OTEL_TRACES_SAMPLER_ARG" not in configs["staging"]  # the service's default: 1.0
