@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -31,13 +33,13 @@ from .support.pushgateway import pushgateway
 
 Bootstrapped = Callable[..., Path]
 
-# The variants whose generated project runs `make check`: every type with and without a
-# database; ML tracking on where it adds code.
+# The variants whose generated project runs `make check`: every type's database and ML
+# tracking code (the agent's both in one project), and a type without them where that changes
+# its code (the pipeline's runs without MLflow; rag's: tests/test_hostile_answers.py).
 VARIANTS = {
     "rag-db-tracking": {"service_type": "rag", "use_database": True, "use_ml_tracking": True},
     "rag": {"service_type": "rag"},
-    "agent-db": {"service_type": "agent", "use_database": True},
-    "agent-tracking": {"service_type": "agent", "use_ml_tracking": True},
+    "agent-db-tracking": {"service_type": "agent", "use_database": True, "use_ml_tracking": True},
     "pipeline-db": {"service_type": "data-pipeline", "use_database": True},
     "pipeline-no-tracking": {"service_type": "data-pipeline", "use_ml_tracking": False},
     "serving": {"service_type": "model-serving"},  # its rollout: tests/test_model_serving.py
@@ -125,7 +127,34 @@ def test_make_check_is_green(bootstrapped: Bootstrapped, variant: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking", "agent-db"]))
+@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking"]))
+def test_the_first_commit_passes_the_git_hooks(
+    bootstrapped: Bootstrapped, variant: str, tmp_path: Path
+) -> None:
+    """The after-copy message's `git add -A && git commit`, in a fresh repository, with the hooks
+    `make bootstrap` installs. This variant has the largest uv.lock (over 1 MB: MLflow) and
+    the LLM key's ExternalSecret. Its unit tests run in test_make_check_is_green: skipped."""
+    project = _project(bootstrapped, variant)
+    fresh = tmp_path / "project"
+    shutil.copytree(project, fresh, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv"))
+    env = project_env(project, UV_PROJECT_ENVIRONMENT=str(project / ".venv"), SKIP="fast-tests")
+    run(["git", "init", "-q", "-b", "main"], cwd=fresh, env=env)
+    run(["uv", "run", "--no-sync", "pre-commit", "install", "--install-hooks"], cwd=fresh, env=env)
+    run(["git", "add", "-A"], cwd=fresh, env=env)
+    result = run(
+        ["git", "commit", "-m", "feat: initial my-service from the playbook template"],
+        cwd=fresh,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+    for hook in ("check for added large files", "detect secrets", "mypy --strict", "dvc status"):
+        assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.M), hook
+    assert (fresh / "uv.lock").stat().st_size > 1024 * 1024, "pick a variant whose lock passes 1 MB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking", "agent-db-tracking"]))
 def test_eval_gate_passes_and_fails_above_the_offline_score(
     bootstrapped: Bootstrapped, variant: str, tmp_path: Path
 ) -> None:
@@ -263,7 +292,7 @@ def test_rag_service_ingests_then_answers_with_a_citation(service: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", on_one_worker(["agent-tracking"]), indirect=True)
+@pytest.mark.parametrize("service", on_one_worker(["agent-db-tracking"]), indirect=True)
 def test_agent_scenario_calls_a_tool_and_returns_its_result(service: str) -> None:
     auth = {"Authorization": f"Bearer {shared_issuer().token()}"}
     run_ = httpx.post(f"{service}/agent/runs", json={"question": "What is 19 * 21?"},
