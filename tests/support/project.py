@@ -11,6 +11,7 @@ from typing import Any
 from dev import service_types
 from dev.template_repo import GIT_ENV, ROOT, TEMPLATE_PATHS, copy_worktree
 
+from .bytecode import compile_libraries
 from .procs import run
 from .renders import render
 
@@ -112,6 +113,7 @@ def git_commit_all(project: Path, message: str = "chore: snapshot") -> None:
 def bootstrap(project: Path) -> Path:
     """`make bootstrap` as the after-copy message says, then commit so pre-commit sees files."""
     run(["make", "bootstrap"], cwd=project, env=GIT_ENV)
+    compile_libraries(project)
     git_commit_all(project, "feat: initial commit from the playbook template")
     return project
 
