@@ -31,11 +31,18 @@ def test_make_check_is_green(bootstrapped: Bootstrapped) -> None:
     assert "Required test coverage of 70" in result.stdout
 
 
-def test_pre_commit_hooks_pass_on_the_fresh_repository(project: Path) -> None:
+# With a database, the merge request pipeline's own jobs run these under gitlab-ci-local
+# (pre-commit, contract-tests, e2e-tests): tests/test_pipeline.py,
+# test_pre_commit_feature_and_merge_request_jobs_run_green_in_the_shell.
+@pytest.mark.xdist_group("microservice-db-False")
+def test_pre_commit_hooks_pass_on_the_fresh_repository(bootstrapped: Bootstrapped) -> None:
+    project = bootstrapped(service_type="microservice", use_database=False)
     run(["uv", "run", "--no-sync", "pre-commit", "run", "--all-files"], cwd=project, env=GIT_ENV)
 
 
-def test_contract_and_e2e_tests_pass(project: Path) -> None:
+@pytest.mark.xdist_group("microservice-db-False")
+def test_contract_and_e2e_tests_pass(bootstrapped: Bootstrapped) -> None:
+    project = bootstrapped(service_type="microservice", use_database=False)
     result = run(["make", "test-contract", "test-e2e"], cwd=project, env=project_env(project))
     assert " passed" in result.stdout
     assert "failed" not in result.stdout
