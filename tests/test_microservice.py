@@ -41,6 +41,17 @@ def test_pre_commit_hooks_pass_on_the_fresh_repository(bootstrapped: Bootstrappe
 
 
 @pytest.mark.xdist_group("microservice-db-False")
+def test_the_libraries_bytecode_is_linked_from_uvs_cache(bootstrapped: Bootstrapped) -> None:
+    """tests/support/bytecode.py: the bytecode of FastAPI came with its files (hard links to uv's
+    cache), not compiled by this project's Python at its first import."""
+    project = bootstrapped(service_type="microservice", use_database=False)
+    site = next(project.glob(".venv/lib/python3*/site-packages"))
+    compiled = list((site / "fastapi").glob("__pycache__/*.cpython-*.pyc"))
+    assert len(compiled) >= 10, "no bytecode in the project's environment after bootstrap"
+    assert all(pyc.stat().st_nlink >= 2 for pyc in compiled)
+
+
+@pytest.mark.xdist_group("microservice-db-False")
 def test_contract_and_e2e_tests_pass(bootstrapped: Bootstrapped) -> None:
     project = bootstrapped(service_type="microservice", use_database=False)
     result = run(["make", "test-contract", "test-e2e"], cwd=project, env=project_env(project))

@@ -39,24 +39,28 @@ def compile_libraries(project: Path) -> None:
     with (MARKERS / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one compile at a time: workers need the same entries
         todo = [entry for entry in linked if not (MARKERS / entry.name).exists()]
-        if not todo:
-            return
         # The importable part only: uv refuses an entry with a directory among the scripts of
         # its `<name>.data/`, and a .dist-info holds no module.
         modules = [
             str(path) for entry in todo for path in entry.iterdir()
             if not path.name.endswith((".data", ".dist-info"))
         ]
-        # The project's own interpreter, so the .pyc files carry the tag it looks for.
-        subprocess.run(
-            [str(site.parents[2] / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
-             "--invalidation-mode", "timestamp", *modules],
-            capture_output=True,  # a file that does not compile (test data, templates) is left as is
-            check=False,
-        )
+        if modules:
+            # The project's own interpreter, so the .pyc files carry the tag it looks for.
+            subprocess.run(
+                [str(site.parents[2] / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
+                 "--invalidation-mode", "timestamp", *modules],
+                capture_output=True,  # a file that does not compile (test data, a template) stays so
+                check=False,
+            )
         for entry in todo:
             (MARKERS / entry.name).touch()
-    for entry in todo:  # what uv would have linked, had the bytecode been there before
+    # The entries compiled since uv linked this environment (just now, or by another worker
+    # meanwhile): link their bytecode, as uv would have.
+    created = (site.parents[2] / "pyvenv.cfg").stat().st_mtime
+    for entry in linked:
+        if (MARKERS / entry.name).stat().st_mtime < created:
+            continue
         for pycache in entry.rglob("__pycache__"):
             target = site / pycache.relative_to(entry)
             if not target.parent.is_dir():
