@@ -127,14 +127,15 @@ def test_make_check_is_green(bootstrapped: Bootstrapped, variant: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking"]))
+@pytest.mark.parametrize("variant", on_one_worker(["rag-db-tracking", "pipeline-db"]))
 def test_the_first_commit_passes_the_git_hooks(
     bootstrapped: Bootstrapped, variant: str, tmp_path: Path
 ) -> None:
     """The after-copy message's `git add -A && git commit`, in a fresh repository, with the hooks
-    `make bootstrap` installs. This variant has the largest uv.lock (over 1 MB: MLflow) and
-    the LLM key's ExternalSecret. The hooks `make check` runs on the same files (the unit
-    tests, mypy, shellcheck) are skipped: test_make_check_is_green runs them."""
+    `make bootstrap` installs. Their uv.lock passes 1 MB (MLflow); rag's ExternalSecret names
+    the LLM key, the pipeline's e2e test gives its S3 server a secret key, and the pipeline has
+    DVC's hooks. The hooks `make check` runs on the same files (the unit tests, mypy,
+    shellcheck) are skipped: test_make_check_is_green runs them."""
     project = _project(bootstrapped, variant)
     fresh = tmp_path / "project"
     shutil.copytree(project, fresh, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv"))
