@@ -5,9 +5,10 @@ laid out as site-packages is). Python writes the bytecode of what it imports bes
 project's links, so every bootstrapped project compiled FastAPI, SQLAlchemy, MLflow or
 pydantic-ai again at its first run: an agent project's first `pytest -m unit` took 57 s, and
 13 s once the bytecode was there. `compile_libraries` compiles the cache entries a project was
-just installed from, each entry once per machine, and links the new `__pycache__` files into
-that project. uv links `__pycache__` with the rest of an entry, so every later project (on any
-worker, in later runs) imports from bytecode. A .pyc records its source's mtime and size, which
+just installed from, each entry once per machine, and links the `__pycache__` files of the
+entries compiled since the project's environment was made (by this call, or by another
+worker's meanwhile) into it. uv links `__pycache__` with the rest of an entry, so every later
+project (on any worker, in later runs) imports from bytecode. A .pyc records its source's mtime and size, which
 a hard link shares; where uv had to copy instead, Python finds the .pyc stale and compiles the
 module itself, as before. The cache entries gain the bytecode `uv sync --compile-bytecode`
 would write into each environment; `uv cache clean` removes it with them.
