@@ -29,7 +29,8 @@ MARKERS = CACHE_HOME / "playbook-test" / "bytecode"
 def compile_libraries(project: Path) -> None:
     """Compile the uv cache entries `project/.venv` links to, if not done yet, and link the
     bytecode into the project's environment."""
-    sites = sorted((project / ".venv" / "lib").glob("python3*/site-packages"))
+    venv = project / ".venv"
+    sites = sorted((venv / "lib").glob("python3*/site-packages"))
     cache = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True)
     archives = Path(cache.stdout.strip()) / "archive-v0"
     if not sites or not archives.is_dir():
@@ -49,18 +50,20 @@ def compile_libraries(project: Path) -> None:
         if modules:
             # The project's own interpreter, so the .pyc files carry the tag it looks for.
             subprocess.run(
-                [str(site.parents[2] / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
+                [str(venv / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
                  "--invalidation-mode", "timestamp", *modules],
                 capture_output=True,  # a file that does not compile (test data, a template) stays so
                 check=False,
             )
-        for entry in todo:
-            (MARKERS / entry.name).touch()
+        for entry in todo:  # unmarked if nothing compiled (the interpreter failed): tried again
+            if any(entry.rglob("*.pyc")) or not any(entry.rglob("*.py")):
+                (MARKERS / entry.name).touch()
     # The entries compiled since uv linked this environment (just now, or by another worker
     # meanwhile): link their bytecode, as uv would have.
-    created = (site.parents[2] / "pyvenv.cfg").stat().st_mtime
+    created = (venv / "pyvenv.cfg").stat().st_mtime
     for entry in linked:
-        if (MARKERS / entry.name).stat().st_mtime < created:
+        marker = MARKERS / entry.name
+        if not marker.exists() or marker.stat().st_mtime < created:
             continue
         for pycache in entry.rglob("__pycache__"):
             target = site / pycache.relative_to(entry)
