@@ -16,6 +16,7 @@ import pytest
 
 from dev.template_repo import present_paths
 
+from .support import copier_git
 from .support.postgres import Postgres
 from .support.project import ROOT, bootstrap, render
 
@@ -43,6 +44,8 @@ SHARED_IN_MODULE = {
     "test_manifests.py": ("projects",),
     "test_docs.py": ("site",),
 }
+
+copier_git.install()  # Copier asks git about core.fileMode once per copy, not once per file
 
 
 # tryfirst: xdist's own hook turns the xdist_group marks into node-id suffixes after this one.
