@@ -16,7 +16,7 @@ import pytest
 
 from dev.template_repo import present_paths
 
-from .support import copier_git
+from .support import copier_git, jinja_cache
 from .support.postgres import Postgres
 from .support.project import ROOT, bootstrap, render
 
@@ -46,6 +46,7 @@ SHARED_IN_MODULE = {
 }
 
 copier_git.install()  # Copier asks git about core.fileMode once per copy, not once per file
+jinja_cache.install()  # Jinja compiles each template source once per test process
 
 
 # tryfirst: xdist's own hook turns the xdist_group marks into node-id suffixes after this one.
