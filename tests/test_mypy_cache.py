@@ -66,17 +66,3 @@ def test_a_kept_entry_of_another_project_never_hides_an_error(
     assert _rows(tmp_path / "cache-2"), "the second project starts from the first one's cache"
     result = check(tmp_path / "second", 'PORT: int = "8000"\n', tmp_path / "cache-2")
     assert 'settings.py:1: error: Incompatible types in assignment' in result, result
-
-
-def test_a_broken_copy_starts_the_worker_cold_and_is_replaced(kept: Path, tmp_path: Path) -> None:
-    mypy_cache.save(_worker_cache(tmp_path / "gw0", {"fastapi.data.ff": b"0"}))
-    (kept / "3.11" / "cache.0.db").write_bytes(b"not a database, a disk that filled up" * 100)
-    with pytest.warns(UserWarning, match="starts cold"):
-        mypy_cache.restore(tmp_path / "cold")
-    assert list((tmp_path / "cold").iterdir()) == []
-    with pytest.warns(UserWarning, match="could not be updated"):
-        mypy_cache.save(_worker_cache(tmp_path / "gw1", {"openai.data.ff": b"1"}))
-    assert not kept.exists()
-    mypy_cache.save(_worker_cache(tmp_path / "gw2", {"openai.data.ff": b"2"}))
-    mypy_cache.restore(tmp_path / "next-run")
-    assert _rows(tmp_path / "next-run") == {"openai.data.ff": b"2"}

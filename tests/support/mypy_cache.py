@@ -20,7 +20,6 @@ import fcntl
 import os
 import shutil
 import sqlite3
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,22 +40,10 @@ def _locked(mode: int) -> Iterator[None]:
 
 
 def restore(cache: Path) -> None:
-    """Start `cache` (a worker's MYPY_CACHE_DIR) from the machine's copy, if there is one and
-    it reads back whole; otherwise the worker starts cold, as it did without one."""
+    """Start `cache` (a worker's MYPY_CACHE_DIR) from the machine's copy, if there is one."""
     with _locked(fcntl.LOCK_SH):
-        if not KEPT.is_dir():
-            return
-        try:
+        if KEPT.is_dir():
             shutil.copytree(KEPT, cache, dirs_exist_ok=True)
-            for shard in cache.glob("*/cache*.db"):
-                with contextlib.closing(sqlite3.connect(shard)) as db:
-                    (result,) = db.execute("PRAGMA quick_check").fetchone()
-                if result != "ok":
-                    raise sqlite3.DatabaseError(f"{shard.name}: {result}")
-        except (OSError, sqlite3.Error) as error:
-            shutil.rmtree(cache, ignore_errors=True)
-            cache.mkdir(parents=True, exist_ok=True)
-            warnings.warn(f"mypy's kept cache {KEPT} is unreadable ({error}): this worker starts cold", stacklevel=2)
 
 
 def save(cache: Path) -> None:
@@ -65,16 +52,10 @@ def save(cache: Path) -> None:
     if not shards:
         return
     with _locked(fcntl.LOCK_EX):
-        try:
-            for shard in shards:
-                kept = KEPT / shard.relative_to(cache)
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                with contextlib.closing(sqlite3.connect(kept)) as db, db:
-                    db.executescript(SCHEMA)
-                    db.execute("ATTACH DATABASE ? AS worker", (str(shard),))
-                    db.execute("INSERT OR REPLACE INTO files2 (path, mtime, data) SELECT path, mtime, data FROM worker.files2")
-        except (OSError, sqlite3.Error) as error:
-            # A copy that can't take the rows (a disk that filled, a file that broke) goes:
-            # the next run starts cold and keeps a new one. The run's verdict never depends on it.
-            shutil.rmtree(KEPT, ignore_errors=True)
-            warnings.warn(f"mypy's kept cache {KEPT} could not be updated ({error}): removed", stacklevel=2)
+        for shard in shards:
+            kept = KEPT / shard.relative_to(cache)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(kept)) as db, db:
+                db.executescript(SCHEMA)
+                db.execute("ATTACH DATABASE ? AS worker", (str(shard),))
+                db.execute("INSERT OR REPLACE INTO files2 (path, mtime, data) SELECT path, mtime, data FROM worker.files2")
