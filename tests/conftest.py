@@ -16,7 +16,7 @@ import pytest
 
 from dev.template_repo import present_paths
 
-from .support import copier_git, jinja_cache, mypy_cache
+from .support import copier_git, jinja_cache
 from .support.postgres import Postgres
 from .support.project import ROOT, bootstrap, render
 
@@ -144,21 +144,13 @@ def bootstrapped(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_mypy_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One mypy cache for the generated projects a worker checks one after another, so the
     libraries they share (FastAPI, SQLAlchemy, MLflow...) are analysed once per worker, not
-    once per project, and started from the machine's copy of earlier runs (support/mypy_cache.py).
-    mypy checks every entry against its source's hash, so a project's own modules, which
-    differ between projects, are always checked afresh. Per worker: two mypy runs writing one
-    cache at the same time could mix a module's entries."""
-    cache = tmp_path_factory.mktemp("mypy-cache")
-    os.environ["MYPY_CACHE_DIR"] = str(cache)
-    checks_projects = any(item.get_closest_marker("slow") for item in request.session.items)
-    if checks_projects:
-        mypy_cache.restore(cache)
-    yield
-    if checks_projects:
-        mypy_cache.save(cache)
+    once per project. mypy checks every entry against its source's hash, so a project's own
+    modules, which differ between projects, are always checked afresh. Per worker: two mypy
+    runs writing one cache at the same time could mix a module's entries."""
+    os.environ["MYPY_CACHE_DIR"] = str(tmp_path_factory.mktemp("mypy-cache"))
 
 
 @pytest.fixture(scope="session")
