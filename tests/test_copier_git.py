@@ -10,16 +10,16 @@ from copier._main import Worker
 
 from .support import copier_git
 from .support.procs import run
-from .support.project import GIT_ENV
+from .support.project import git_commit_all
 
 
 def _repository(root: Path, file_mode: str | None) -> Path:
-    run(["git", "init", "-q", "-b", "main", str(root)])
+    """A repository with a tracked, not executable script (mode 100644 in the index)."""
+    root.mkdir()
+    (root / "run.sh").write_text("#!/bin/sh\n")
+    git_commit_all(root, "a script")
     if file_mode is not None:
         run(["git", "config", "core.fileMode", file_mode], cwd=root)
-    (root / "run.sh").write_text("#!/bin/sh\n")
-    run(["git", "add", "run.sh"], cwd=root)
-    run(["git", "commit", "-q", "-m", "a script"], cwd=root, env=GIT_ENV)
     return root
 
 

@@ -2,8 +2,8 @@
 
 Copier (9.19) runs `git config --get core.fileMode` in the destination for every file it
 renders (`Worker._sync_git_index_executable_bit`), and only where that says `false` does it
-touch git's index. That is about 130 git processes a render: 29,000 of the 37,000 git
-processes of a `make test`, and a minute of CPU. The setting cannot change while one Worker
+touch git's index. That is about 130 git processes a render, 21,600 of the 37,000 git
+processes of a `make test` (tests/test_render.py: 59 s before, 41 s after). The setting cannot change while one Worker
 copies or updates, so the tests' Copier asks once per Worker; where it is `false`, Copier's
 own code runs for every file, as before.
 """

@@ -2,7 +2,9 @@
 
 Copier makes a new Jinja environment for every copy and compiles every file and every path
 name of the template in it: about 1,900 compiles a render, almost half of its time, and the
-same sources again in the next render. A compiled template depends only on its source and
+same path names (and answers-file name) again in the next render. A file's compile is kept
+per render only: Copier clones the template into a new directory for each copy, and the
+file name is part of the key. A compiled template depends only on its source and
 on what the environment parses and generates it with, so the tests keep each compiled code
 object under that key, as Jinja's own bytecode cache does for the templates it loads. An
 environment whose autoescape or finalize is a function compiles as before; so does a
