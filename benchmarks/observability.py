@@ -4,11 +4,12 @@
 
 Renders a project from the working tree's committed template (HEAD, as `copier copy` does),
 installs it with uv (runtime dependencies only), then runs the generated project's own
-benchmark, `make bench` there (benchmarks/observability.py of the generated project): three
+benchmark, `make bench` there (benchmarks/observability.py of the generated project): four
 servers with the same uvicorn settings (bare FastAPI with the same routes; the service with
 metrics, request ids and JSON access logs; the same with spans exported over OTLP/HTTP to a
-local receiver), loaded in interleaved rounds by wrk (`make deps` installs it; without it an
-asyncio client in the script), and a table of medians: req/s, p99, ratios to bare, goals.
+local receiver, every request traced; the same at the trace ratio production deploys, 0.1),
+loaded in interleaved rounds by wrk (`make deps` installs it; without it an asyncio client in
+the script), and a table of medians: req/s, p99, ratios to bare, goals.
 
 Goals: at least 0.8 of bare's req/s with metrics and logs, 0.7 with OTLP tracing, p99 within
 1.3x bare's. A benchmark, not a test: nothing fails on the numbers. The machine's other load

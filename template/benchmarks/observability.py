@@ -3,14 +3,17 @@
     make bench                                           # 5 rounds of 10 s
     uv run python -m benchmarks.observability --rounds 1 --duration 2
 
-Starts three servers, one process each and new processes each round, with the service's own
+Starts four servers, one process each and new processes each round, with the service's own
 uvicorn settings (`serve()` of src/<package>/__main__.py):
 
 - bare: FastAPI with the same probe routes, nothing else (no middleware, no logs);
 - metrics+logs: the service's app (`create_app()`): Prometheus metrics, request ids, JSON
   access logs (to a file, as a container's stdout goes to one);
 - +otlp tracing: the same with OTEL_TRACES_EXPORTER=otlp, spans exported over OTLP/HTTP to
-  a receiver this script starts (it counts the spans that arrive).
+  a receiver this script starts (it counts the spans that arrive), at the environment's
+  OTEL_TRACES_SAMPLER_ARG (default 1: every request traced, as staging does);
+- +otlp sampled: the same at the ratio production deploys (OTEL_TRACES_SAMPLER_ARG of
+  deploy/components/production/config.env), with a receiver of its own.
 
 Both apps get one more route, /bench/ping (the liveness handler under another path): probes
 are not traced, so that is where tracing costs. The settings come from the environment as
@@ -48,10 +51,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("bare", "metrics+logs", "+otlp tracing")
+SERVERS = ("bare", "metrics+logs", "+otlp tracing", "+otlp sampled")
+TRACED = ("+otlp tracing", "+otlp sampled")
 PATHS = ("/healthz", "/bench/ping")
+# /healthz is not traced: the sampled server would only repeat +otlp tracing's figure there.
+RUNS = {"/healthz": SERVERS[:3], "/bench/ping": SERVERS}
 # Goals: the share of bare's req/s each server keeps, and p99 at most this many times bare's.
-GOALS = {"metrics+logs": 0.8, "+otlp tracing": 0.7}
+GOALS = {"metrics+logs": 0.8, "+otlp tracing": 0.7, "+otlp sampled": 0.7}
+PRODUCTION_CONFIG = "deploy/components/production/config.env"
 P99_GOAL = 1.3
 # Requests each server gets on each path before a round is measured.
 WARM_UP_REQUESTS = 50
@@ -66,6 +73,26 @@ def export_delay() -> float:
     except ValueError:
         delay = 5000
     return max(delay, 0) / 1000 + 1
+
+
+def production_sampler_arg() -> float:
+    """The trace ratio production deploys: the last OTEL_TRACES_SAMPLER_ARG line of its
+    config.env, 1 (every trace, the service's default) when there is none."""
+    config = ROOT / PRODUCTION_CONFIG
+    text = config.read_text() if config.exists() else ""
+    found = re.findall(r"^OTEL_TRACES_SAMPLER_ARG=(.*)$", text, re.M)
+    if not found:
+        return 1.0
+    try:
+        ratio = float(found[-1].strip())
+    except ValueError:
+        ratio = -1.0
+    if not 0 <= ratio <= 1:
+        raise SystemExit(
+            f"{PRODUCTION_CONFIG}: OTEL_TRACES_SAMPLER_ARG={found[-1].strip()!r} is not a "
+            "ratio from 0 to 1 (e.g. 0.1: one new trace in ten)"
+        )
+    return ratio
 
 
 def package_name() -> str:
@@ -200,6 +227,7 @@ def _processes(
 
 @dataclass
 class Run:
+    requests: int
     requests_per_second: float
     p99_ms: float
     errors: int
@@ -223,9 +251,10 @@ def _wrk_run(wrk: str, url: str, threads: int, connections: int, duration: float
         check=True,
         timeout=duration + 60,
     ).stdout
+    requests = re.search(r"^\s+(\d+) requests in ", output, re.M)
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", output, re.M)
-    if rps is None or p99 is None:
+    if requests is None or rps is None or p99 is None:
         raise SystemExit(f"cannot read wrk's output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     socket_errors = re.search(
@@ -233,7 +262,8 @@ def _wrk_run(wrk: str, url: str, threads: int, connections: int, duration: float
     )
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
-    return Run(float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], errors)
+    p99_ms = float(p99.group(1)) * _UNITS[p99.group(2)]
+    return Run(int(requests.group(1)), float(rps.group(1)), p99_ms, errors)
 
 
 async def _connection(port: int, path: str, stop_at: float, latencies: list[float]) -> int:
@@ -270,7 +300,7 @@ def _python_run(port: int, path: str, connections: int, duration: float) -> Run:
     elapsed = time.perf_counter() - started
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
-    return Run(len(latencies) / elapsed, p99 * 1000, errors)
+    return Run(len(latencies), len(latencies) / elapsed, p99 * 1000, errors)
 
 
 # ---------------------------------------------------------------- the report
@@ -292,7 +322,7 @@ def report(
         bare = results[(path, "bare")]
         bare_rps = statistics.median(run.requests_per_second for run in bare)
         bare_p99 = statistics.median(run.p99_ms for run in bare)
-        for server in SERVERS:
+        for server in RUNS[path]:
             runs = results[(path, server)]
             rps = statistics.median(run.requests_per_second for run in runs)
             p99 = statistics.median(run.p99_ms for run in runs)
@@ -340,7 +370,8 @@ def main(argv: list[str] | None = None) -> None:
 
     wrk = None if options.python_client else shutil.which("wrk")
     settings = importlib.import_module(f"{package_name()}.settings").Settings()
-    receiver_port = _free_port()
+    production_ratio = production_sampler_arg()
+    receiver_ports = {server: _free_port() for server in TRACED}
     ports = {server: _free_port() for server in SERVERS}
     base_env = os.environ | {
         "ENVIRONMENT": "local",  # no OIDC issuer needed; /healthz is open anyway
@@ -348,15 +379,15 @@ def main(argv: list[str] | None = None) -> None:
         "RAG_VECTOR_STORE": "memory",
         "OTEL_TRACES_EXPORTER": "none",
     }
-    envs = {
-        "bare": base_env,
-        "metrics+logs": base_env,
-        "+otlp tracing": base_env
+    envs = {"bare": base_env, "metrics+logs": base_env} | {
+        server: base_env
         | {
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
-        },
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_ports[server]}",
+        }
+        for server in TRACED
     }
+    envs["+otlp sampled"]["OTEL_TRACES_SAMPLER_ARG"] = f"{production_ratio:g}"
 
     def load(server: str, path: str, duration: float) -> Run:
         if wrk:
@@ -365,15 +396,16 @@ def main(argv: list[str] | None = None) -> None:
         return _python_run(ports[server], path, options.connections, duration)
 
     export_wait = export_delay()  # the environment is read once, like the SDK reads it
-    results: dict[tuple[str, str], list[Run]] = {(p, s): [] for p in PATHS for s in SERVERS}
+    results = {(path, server): list[Run]() for path in PATHS for server in RUNS[path]}
     with tempfile.TemporaryDirectory(prefix="bench-observability-") as tmp:
         logs = Path(tmp)
-        receiver = {
-            "receiver": (
-                ["--receive", "--port", str(receiver_port)],
+        receivers = {
+            f"receiver {server}": (
+                ["--receive", "--port", str(port)],
                 base_env,
-                f"http://127.0.0.1:{receiver_port}/",
+                f"http://127.0.0.1:{port}/",
             )
+            for server, port in receiver_ports.items()
         }
         servers = {
             server: (
@@ -383,9 +415,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             for server, port in ports.items()
         }
-        with _processes(receiver, logs):
+        with _processes(receivers, logs):
             for number in range(options.rounds):
-                order = SERVERS[number % 3 :] + SERVERS[: number % 3]
+                turn = number % len(SERVERS)
+                order = SERVERS[turn:] + SERVERS[:turn]
                 print(f"round {number + 1}/{options.rounds}: {', '.join(order)}", file=sys.stderr)
                 # New processes each round: two processes of one server can differ by a tenth
                 # in req/s for as long as they live (where their memory and threads landed),
@@ -396,14 +429,17 @@ def main(argv: list[str] | None = None) -> None:
                             for _ in range(WARM_UP_REQUESTS):
                                 _get(f"http://127.0.0.1:{port}{path}")
                     for path in PATHS:
-                        for server in order:
+                        for server in (server for server in order if server in RUNS[path]):
                             results[(path, server)].append(load(server, path, options.duration))
-                            if server == "+otlp tracing" and path != "/healthz":
+                            if server in TRACED and path != "/healthz":
                                 # The batch span processor exports the last spans a delay
                                 # later: let it finish before the next run, so they weigh on
                                 # this one only.
                                 time.sleep(export_wait)
-            received = json.loads(_get(f"http://127.0.0.1:{receiver_port}/"))
+            received = {
+                server: json.loads(_get(f"http://127.0.0.1:{port}/"))
+                for server, port in receiver_ports.items()
+            }
         access_lines = sum(
             '"logger": "access"' in line
             for line in (logs / "metrics+logs.log").read_text(errors="replace").splitlines()
@@ -417,13 +453,20 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"observability overhead, {driver}, {options.rounds} interleaved round(s), medians "
         f"(ACCESS_LOG_SAMPLE_RATE={settings.access_log_sample_rate:g}, "
-        f"OTEL_TRACES_SAMPLER_ARG={settings.otel_traces_sampler_arg:g}, {os.cpu_count()} CPUs)"
+        f"OTEL_TRACES_SAMPLER_ARG={settings.otel_traces_sampler_arg:g}, +otlp sampled at "
+        f"production's {production_ratio:g}, {os.cpu_count()} CPUs)"
     )
-    evidence = [
-        f"metrics+logs wrote {access_lines:,} access-log lines; the OTLP receiver got "
-        f"{received['spans']:,} spans in {received['exports']:,} exports "
-        "(/healthz is not traced, /bench/ping is)",
-    ]
+    evidence = [f"metrics+logs wrote {access_lines:,} access-log lines"]
+    for server in TRACED:
+        # /healthz is not traced; /bench/ping is, warm-up requests included.
+        traced = WARM_UP_REQUESTS * options.rounds
+        traced += sum(run.requests for run in results[("/bench/ping", server)])
+        spans = received[server]["spans"]
+        evidence.append(
+            f"{server}: the OTLP receiver got {spans:,} spans in "
+            f"{received[server]['exports']:,} exports for {traced:,} traced requests "
+            f"({_ratio(spans, traced):.2f} of them)"
+        )
     print("\n".join(report(results, header, evidence)))
 
 
