@@ -339,7 +339,7 @@ def report(
                 kept, slower = _ratio(rps, bare_rps), _ratio(p99, bare_p99)
                 met = kept >= GOALS[server] and slower <= P99_GOAL
                 verdicts.append(
-                    f"  {path} {server}: {kept:.2f} of bare req/s (goal >= {GOALS[server]}), "
+                    f"  {path} {server}: {kept:.3f} of bare req/s (goal >= {GOALS[server]}), "
                     f"p99 {slower:.2f}x bare (goal <= {P99_GOAL}x): {'met' if met else 'MISSED'}"
                 )
     lines += ["", "goals:", *verdicts, "", *evidence]
