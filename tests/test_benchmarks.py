@@ -114,3 +114,6 @@ def test_the_sampled_server_runs_at_the_ratio_production_deploys(render_project:
         config.write_text(f"{text}OTEL_TRACES_SAMPLER_ARG={bad}\n")
         with pytest.raises(SystemExit, match=r"is not a ratio from 0 to 1 \(e\.g\. 0\.1"):
             benchmark.production_sampler_arg()
+    config.write_bytes(text.encode() + b"OTEL_TRACES_SAMPLER_ARG=0.\xff\n")  # not UTF-8
+    with pytest.raises(SystemExit, match="is not a ratio from 0 to 1"):
+        benchmark.production_sampler_arg()

@@ -79,7 +79,7 @@ def production_sampler_arg() -> float:
     """The trace ratio production deploys: the last OTEL_TRACES_SAMPLER_ARG line of its
     config.env, 1 (every trace, the service's default) when there is none."""
     config = ROOT / PRODUCTION_CONFIG
-    text = config.read_text() if config.exists() else ""
+    text = config.read_text(errors="replace") if config.exists() else ""
     found = re.findall(r"^OTEL_TRACES_SAMPLER_ARG=(.*)$", text, re.M)
     if not found:
         return 1.0
