@@ -306,6 +306,7 @@ SERVING = {
     "src/{pkg}/serving/api.py",
     "src/{pkg}/serving/model.py",
     "src/{pkg}/serving/monitor.py",
+    "src/{pkg}/serving/sample.py",
     "tests/unit/test_serving.py",
 }
 # serves_model or trains_model: the training reference profile and the drift it measures.

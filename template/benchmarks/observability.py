@@ -15,6 +15,9 @@ uvicorn settings (`serve()` of src/<package>/__main__.py):
 - +otlp sampled: the same at the ratio production deploys (OTEL_TRACES_SAMPLER_ARG of
   deploy/components/production/config.env), with a receiver of its own.
 
+A service that serves a registered model loads the sample model (serving/sample.py) from a
+registry the script makes for the run.
+
 Both apps get one more route, /bench/ping (the liveness handler under another path): probes
 are not traced, so that is where tracing costs. The settings come from the environment as
 the service reads them: `ACCESS_LOG_SAMPLE_RATE=0.1 make bench` measures that setting.
@@ -101,6 +104,19 @@ def package_name() -> str:
     if len(found) != 1:
         raise SystemExit(f"expected one src/<package>/app.py under {ROOT}, found {found}")
     return found[0]
+
+
+def served_model(settings: Any, directory: Path) -> dict[str, str]:
+    """A service that serves a registered model starts only with one: the sample model
+    (serving/sample.py) in a registry of its own under `directory`. The environment that
+    points the servers at it; nothing for other services."""
+    package = package_name()
+    if not (ROOT / "src" / package / "serving" / "sample.py").exists():
+        return {}
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    sample = importlib.import_module(f"{package}.serving.sample")
+    sample.register(uri, settings.model_name, settings.model_alias)
+    return {"MLFLOW_TRACKING_URI": uri}
 
 
 # ---------------------------------------------------------------- the servers
@@ -373,21 +389,6 @@ def main(argv: list[str] | None = None) -> None:
     production_ratio = production_sampler_arg()
     receiver_ports = {server: _free_port() for server in TRACED}
     ports = {server: _free_port() for server in SERVERS}
-    base_env = os.environ | {
-        "ENVIRONMENT": "local",  # no OIDC issuer needed; /healthz is open anyway
-        "DATABASE_URL": "sqlite+pysqlite:///:memory:",  # no route measured touches it
-        "RAG_VECTOR_STORE": "memory",
-        "OTEL_TRACES_EXPORTER": "none",
-    }
-    envs = {"bare": base_env, "metrics+logs": base_env} | {
-        server: base_env
-        | {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_ports[server]}",
-        }
-        for server in TRACED
-    }
-    envs["+otlp sampled"]["OTEL_TRACES_SAMPLER_ARG"] = f"{production_ratio:g}"
 
     def load(server: str, path: str, duration: float) -> Run:
         if wrk:
@@ -399,6 +400,22 @@ def main(argv: list[str] | None = None) -> None:
     results = {(path, server): list[Run]() for path in PATHS for server in RUNS[path]}
     with tempfile.TemporaryDirectory(prefix="bench-observability-") as tmp:
         logs = Path(tmp)
+        base_env = os.environ | {
+            "ENVIRONMENT": "local",  # no OIDC issuer needed; /healthz is open anyway
+            "DATABASE_URL": "sqlite+pysqlite:///:memory:",  # no route measured touches it
+            "RAG_VECTOR_STORE": "memory",
+            "OTEL_TRACES_EXPORTER": "none",
+            **served_model(settings, logs),
+        }
+        envs = {"bare": base_env, "metrics+logs": base_env} | {
+            server: base_env
+            | {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_ports[server]}",
+            }
+            for server in TRACED
+        }
+        envs["+otlp sampled"]["OTEL_TRACES_SAMPLER_ARG"] = f"{production_ratio:g}"
         receivers = {
             f"receiver {server}": (
                 ["--receive", "--port", str(port)],
