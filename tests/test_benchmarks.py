@@ -21,13 +21,19 @@ pytestmark = pytest.mark.slow
 SERVERS = ("bare", "metrics+logs", "+otlp tracing", "+otlp sampled")
 
 
-@pytest.mark.parametrize("client", ["wrk", "python"])
-def test_observability_benchmark_prints_its_table(client: str) -> None:
+# The model-serving run: that service starts only with a model, the benchmark registers the
+# sample model (serving/sample.py) for it.
+@pytest.mark.parametrize(
+    ("client", "capability"),
+    [("wrk", "serves_http"), ("python", "serves_http"), ("wrk", "serves_model")],
+    ids=["wrk", "python", "wrk-model-serving"],
+)
+def test_observability_benchmark_prints_its_table(client: str, capability: str) -> None:
     if client == "wrk" and shutil.which("wrk") is None:
         pytest.fail("wrk is not installed: run `make deps` (dev/install-test-deps.sh installs it)")
-    service_type = first_type_with(serves_http=True)
+    service_type = first_type_with(**{capability: True})
     if service_type is None:
-        pytest.skip("PLAYBOOK_SERVICE_TYPES selects no HTTP service type")
+        pytest.skip(f"PLAYBOOK_SERVICE_TYPES selects no service type that {capability}")
     args = [
         "--rounds",
         "1",
