@@ -16,13 +16,15 @@ from urllib.parse import urlsplit
 
 from ..drift import ARTIFACT, build_profile
 from ..settings import Settings
+from .model import redact
 
 EXPERIMENT = "sample-model"
 
 
 def is_local(tracking_uri: str) -> bool:
-    """Whether the registry is a file on this machine (SQLite or a file store)."""
-    return urlsplit(tracking_uri).scheme in {"sqlite", "file", ""}
+    """Whether the registry is a file on this machine: `sqlite:` or `file:`. A URI without a
+    scheme is not taken for a path: MLflow reads `databricks` alone as a workspace."""
+    return urlsplit(tracking_uri).scheme in {"sqlite", "file"}
 
 
 def _artifacts_beside(tracking_uri: str) -> str | None:
@@ -81,9 +83,9 @@ def main() -> None:
     uri = settings.mlflow_tracking_uri
     if not is_local(uri):
         sys.exit(
-            f"MLFLOW_TRACKING_URI is {urlsplit(uri).scheme}://{urlsplit(uri).hostname}: the "
-            "sample model goes to a local registry only (the default sqlite:///mlflow.db); "
-            "unset MLFLOW_TRACKING_URI, or set it to sqlite:///<file>"
+            f"MLFLOW_TRACKING_URI is {redact(uri)}: the sample model goes to a local registry "
+            "only (the default sqlite:///mlflow.db); unset MLFLOW_TRACKING_URI, or set it to "
+            "sqlite:///<file>"
         )
     version = register(uri, settings.model_name, settings.model_alias)
     print(
