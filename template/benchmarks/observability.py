@@ -106,11 +106,10 @@ def package_name() -> str:
     return found[0]
 
 
-def served_model(settings: Any, directory: Path) -> dict[str, str]:
+def served_model(package: str, settings: Any, directory: Path) -> dict[str, str]:
     """A service that serves a registered model starts only with one: the sample model
     (serving/sample.py) in a registry of its own under `directory`. The environment that
     points the servers at it; nothing for other services."""
-    package = package_name()
     if not (ROOT / "src" / package / "serving" / "sample.py").exists():
         return {}
     uri = f"sqlite:///{directory / 'mlflow.db'}"
@@ -385,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     wrk = None if options.python_client else shutil.which("wrk")
-    settings = importlib.import_module(f"{package_name()}.settings").Settings()
+    package = package_name()
+    settings = importlib.import_module(f"{package}.settings").Settings()
     production_ratio = production_sampler_arg()
     receiver_ports = {server: _free_port() for server in TRACED}
     ports = {server: _free_port() for server in SERVERS}
@@ -405,17 +405,21 @@ def main(argv: list[str] | None = None) -> None:
             "DATABASE_URL": "sqlite+pysqlite:///:memory:",  # no route measured touches it
             "RAG_VECTOR_STORE": "memory",
             "OTEL_TRACES_EXPORTER": "none",
-            **served_model(settings, logs),
+            **served_model(package, settings, logs),
+        }
+        sampler = {
+            "+otlp tracing": {},  # the environment's ratio, every request by default
+            "+otlp sampled": {"OTEL_TRACES_SAMPLER_ARG": f"{production_ratio:g}"},
         }
         envs = {"bare": base_env, "metrics+logs": base_env} | {
             server: base_env
             | {
                 "OTEL_TRACES_EXPORTER": "otlp",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_ports[server]}",
+                **sampler[server],
             }
             for server in TRACED
         }
-        envs["+otlp sampled"]["OTEL_TRACES_SAMPLER_ARG"] = f"{production_ratio:g}"
         receivers = {
             f"receiver {server}": (
                 ["--receive", "--port", str(port)],

@@ -3,9 +3,9 @@
 Copier (9.19) runs `git config --get core.fileMode` in the destination for every file it
 renders (`Worker._sync_git_index_executable_bit`), and only where that says `false` does it
 touch git's index. That is about 130 git processes a render, 21,600 of the 37,000 git
-processes of a `make test` (tests/test_render.py: 59 s before, 41 s after). The setting cannot change while one Worker
-copies or updates, so the tests' Copier asks once per Worker; where it is `false`, Copier's
-own code runs for every file, as before.
+processes of a `make test` (tests/test_render.py: 59 s before, 41 s after). The setting
+cannot change while one Worker copies or updates, so the tests' Copier asks once per Worker;
+where it is `false`, Copier's own code runs for every file, as before.
 """
 
 from __future__ import annotations
